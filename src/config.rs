@@ -1,0 +1,377 @@
+//! Configuration: the command line and its environment variables (a `.env` file is read first when
+//! present), checked into a plain [`Config`] value. Every refusal to start is a [`ConfigError`]
+//! whose message is one line saying what to do.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretSlice};
+
+use crate::tokens::TokenSettings;
+
+/// Shortest secret accepted, in bytes: HS256's key should be at least as long as its 256-bit hash
+/// (RFC 7518 §3.2).
+pub const MIN_SECRET_BYTES: usize = 32;
+/// The longest access-token lifetime accepted: access tokens are meant to be short-lived.
+pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// The placeholder secret in `.env.example`; refused so that a copied example cannot go live.
+pub const EXAMPLE_SECRET: &str = "replace-me-with-the-output-of-openssl-rand-base64-48";
+/// Secrets that are placeholders from the tutorial or our examples (compared case-insensitively,
+/// as substrings).
+const PLACEHOLDERS: &[&str] = &[
+    "your_secret_key",
+    "your-secret-key",
+    "replace-me",
+    "change-me",
+    "changeme",
+];
+/// A secret with fewer distinct bytes than this is refused as weak (`aaaa...`, `abab...`).
+const MIN_DISTINCT_SECRET_BYTES: usize = 8;
+
+/// authd: a small, fast, secure JWT auth server.
+#[derive(Debug, Parser)]
+#[command(name = "authd", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do; without a subcommand, serve.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Settings of the server.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read a password from standard input (no echo on a terminal) and print its argon2id hash,
+    /// for a line `name:hash` of the users file.
+    HashPassword,
+}
+
+/// The server's flags; each has an environment variable.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on, IP:PORT.
+    #[arg(long, env = "AUTHD_LISTEN", default_value = "127.0.0.1:5000")]
+    pub listen: String,
+    /// HMAC secret that signs tokens, 32 bytes or more. Prefer the environment variable or
+    /// --secret-key-file: a flag's value is visible to every local user in `ps`.
+    #[arg(long, env = "AUTHD_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// File holding the secret (a trailing newline is ignored).
+    #[arg(long, env = "AUTHD_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
+    /// Users file in htpasswd format (`name:hash` a line; argon2id or bcrypt hashes).
+    #[arg(long, env = "AUTHD_USERS")]
+    pub users: Option<PathBuf>,
+    /// Access-token lifetime: `30m`, `15m`, `1h`, or seconds.
+    #[arg(long, env = "AUTHD_TOKEN_TTL", default_value = "30m")]
+    pub token_ttl: String,
+    /// Issuer (`iss`) put in tokens and required of them.
+    #[arg(long, env = "AUTHD_ISSUER")]
+    pub issuer: Option<String>,
+    /// Audience (`aud`) put in tokens and required of them.
+    #[arg(long, env = "AUTHD_AUDIENCE")]
+    pub audience: Option<String>,
+    /// Try it out: the tutorial's user `user` / `password`, a random secret unless one is given,
+    /// loopback addresses only.
+    #[arg(long, env = "AUTHD_DEMO")]
+    pub demo: bool,
+    /// Password hashes computed at once (default: the number of cores).
+    #[arg(long, env = "AUTHD_HASH_CONCURRENCY")]
+    pub hash_concurrency: Option<usize>,
+    /// Logins that may wait for a hashing slot; beyond it, 503 "Server busy".
+    #[arg(long, env = "AUTHD_HASH_QUEUE", default_value_t = 32)]
+    pub hash_queue: usize,
+    /// Time a request may take from its headers to its answer (408 past it).
+    #[arg(long, env = "AUTHD_REQUEST_TIMEOUT", default_value = "10s")]
+    pub request_timeout: String,
+}
+
+/// Where the users come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsersSource {
+    /// An htpasswd-format file.
+    File(PathBuf),
+    /// The demo user `user` / `password`.
+    Demo,
+}
+
+/// Size and time limits on requests and connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request body (413 past it).
+    pub max_body_bytes: usize,
+    /// Largest request head, target and headers together, answered in JSON (414 or 431 past it).
+    pub max_head_bytes: usize,
+    /// Most headers in a request (431 past it).
+    pub max_headers: usize,
+    /// Hard cap on what the HTTP parser buffers for one head; past it the connection gets a bare
+    /// 431 and is closed. Well above `max_head_bytes`, so that the JSON answer is the usual one.
+    pub hard_max_head_bytes: usize,
+    /// Time a client has to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// Time a request may take to be answered.
+    pub request_timeout: Duration,
+    /// Time in-flight requests get to finish on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 * 1024,
+            // A 64 KiB token in the query or a Bearer header must still reach the check.
+            max_head_bytes: 96 * 1024,
+            max_headers: 100,
+            hard_max_head_bytes: 2 * 1024 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Everything the server needs to start, checked.
+#[derive(Debug)]
+pub struct Config {
+    /// Address to listen on (port 0: any free port).
+    pub listen: SocketAddr,
+    /// The HMAC secret.
+    pub secret: SecretSlice<u8>,
+    /// Where the users come from.
+    pub users: UsersSource,
+    /// Token lifetime, issuer and audience.
+    pub tokens: TokenSettings,
+    /// Request limits.
+    pub limits: Limits,
+    /// Password hashes computed at once.
+    pub hash_concurrency: usize,
+    /// Logins that may wait for a hashing slot.
+    pub hash_queue: usize,
+    /// Demo mode (for the warning it logs).
+    pub demo: bool,
+}
+
+/// A reason to refuse to start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// No secret was given.
+    #[error(
+        "no secret key: set AUTHD_SECRET_KEY or AUTHD_SECRET_KEY_FILE to {MIN_SECRET_BYTES}+ random bytes (e.g. `openssl rand -base64 48`), or try `authd --demo`"
+    )]
+    NoSecret,
+    /// Both ways of giving a secret were used.
+    #[error("both AUTHD_SECRET_KEY and AUTHD_SECRET_KEY_FILE are set; set only one")]
+    TwoSecrets,
+    /// The secret file could not be read.
+    #[error("cannot read secret key file {path}: {source}")]
+    SecretFile {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The secret is too short.
+    #[error(
+        "secret key is {0} bytes; it must be at least {MIN_SECRET_BYTES} (make one with `openssl rand -base64 48`)"
+    )]
+    ShortSecret(usize),
+    /// The secret is a known placeholder.
+    #[error(
+        "secret key is a placeholder from the tutorial or .env.example; make a real one with `openssl rand -base64 48`"
+    )]
+    PlaceholderSecret,
+    /// The secret repeats too few distinct bytes.
+    #[error(
+        "secret key is weak ({0} distinct bytes); make a random one with `openssl rand -base64 48`"
+    )]
+    WeakSecret(usize),
+    /// No users file outside demo mode.
+    #[error(
+        "no users file: set AUTHD_USERS to an htpasswd-format file (make lines with `authd hash-password`), or try `authd --demo`"
+    )]
+    NoUsers,
+    /// The listen address does not parse.
+    #[error("AUTHD_LISTEN `{0}` is not an IP:PORT address (e.g. 127.0.0.1:5000)")]
+    BadListen(String),
+    /// Demo mode on a non-loopback address.
+    #[error(
+        "--demo listens on loopback addresses only (127.0.0.1, ::1), not {0}: its user and password are public"
+    )]
+    DemoNotLoopback(SocketAddr),
+    /// A duration does not parse or is out of range.
+    #[error("{name} `{value}`: {reason}")]
+    BadDuration {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The OS gave no random bytes for the demo secret.
+    #[error("cannot get random bytes for the demo secret: {0}")]
+    Random(String),
+}
+
+impl Config {
+    /// Checks the flags and environment into a configuration.
+    pub fn from_args(args: ServeArgs) -> Result<Self, ConfigError> {
+        let listen: SocketAddr = args
+            .listen
+            .parse()
+            .map_err(|_| ConfigError::BadListen(args.listen.clone()))?;
+        if args.demo && !listen.ip().is_loopback() {
+            return Err(ConfigError::DemoNotLoopback(listen));
+        }
+        let secret = match (args.secret_key, args.secret_key_file) {
+            (Some(_), Some(_)) => return Err(ConfigError::TwoSecrets),
+            (Some(s), None) => Some(s.into_bytes()),
+            (None, Some(path)) => Some(read_secret_file(&path)?),
+            (None, None) => None,
+        };
+        let secret = match secret {
+            Some(bytes) => {
+                check_secret(&bytes)?;
+                bytes
+            }
+            None if args.demo => random_secret()?,
+            None => return Err(ConfigError::NoSecret),
+        };
+        let users = match (args.demo, args.users) {
+            (true, _) => UsersSource::Demo,
+            (false, Some(path)) => UsersSource::File(path),
+            (false, None) => return Err(ConfigError::NoUsers),
+        };
+        let ttl = parse_duration("AUTHD_TOKEN_TTL", &args.token_ttl)?;
+        if ttl > MAX_TOKEN_TTL {
+            return Err(ConfigError::BadDuration {
+                name: "AUTHD_TOKEN_TTL",
+                value: args.token_ttl,
+                reason: "longer than 24h; access tokens are meant to be short-lived".into(),
+            });
+        }
+        let request_timeout = parse_duration("AUTHD_REQUEST_TIMEOUT", &args.request_timeout)?;
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Ok(Self {
+            listen,
+            secret: SecretSlice::from(secret),
+            users,
+            tokens: TokenSettings {
+                ttl,
+                issuer: args.issuer.filter(|s| !s.is_empty()),
+                audience: args.audience.filter(|s| !s.is_empty()),
+            },
+            limits: Limits {
+                request_timeout,
+                ..Limits::default()
+            },
+            hash_concurrency: args.hash_concurrency.unwrap_or(cores).max(1),
+            hash_queue: args.hash_queue,
+            demo: args.demo,
+        })
+    }
+
+    /// The secret's bytes, for building keys.
+    pub fn secret_bytes(&self) -> &[u8] {
+        self.secret.expose_secret()
+    }
+}
+
+fn read_secret_file(path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
+    let mut bytes = std::fs::read(path).map_err(|source| ConfigError::SecretFile {
+        path: path.display().to_string(),
+        source,
+    })?;
+    while matches!(bytes.last(), Some(b'\n' | b'\r')) {
+        bytes.pop();
+    }
+    Ok(bytes)
+}
+
+/// Refuses short, placeholder and low-variety secrets.
+pub fn check_secret(secret: &[u8]) -> Result<(), ConfigError> {
+    let lower = secret.to_ascii_lowercase();
+    if PLACEHOLDERS
+        .iter()
+        .any(|p| lower.windows(p.len()).any(|w| w == p.as_bytes()))
+    {
+        return Err(ConfigError::PlaceholderSecret);
+    }
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(ConfigError::ShortSecret(secret.len()));
+    }
+    let mut seen = [false; 256];
+    for &b in secret {
+        seen[usize::from(b)] = true;
+    }
+    let distinct = seen.iter().filter(|&&s| s).count();
+    if distinct < MIN_DISTINCT_SECRET_BYTES {
+        return Err(ConfigError::WeakSecret(distinct));
+    }
+    Ok(())
+}
+
+fn random_secret() -> Result<Vec<u8>, ConfigError> {
+    let mut bytes = vec![0u8; 48];
+    getrandom::fill(&mut bytes).map_err(|e| ConfigError::Random(e.to_string()))?;
+    Ok(bytes)
+}
+
+/// Parses `30m`, `1h30m`, `900s` or a bare number of seconds; zero is refused.
+pub fn parse_duration(name: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    let bad = |reason: String| ConfigError::BadDuration {
+        name,
+        value: value.to_owned(),
+        reason,
+    };
+    let v = value.trim();
+    let d = match v.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(v)
+            .map_err(|e| bad(format!("{e}; use e.g. `15m`, `1h` or seconds")))?,
+    };
+    if d.is_zero() {
+        return Err(bad("must be more than zero".into()));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_human_and_second_forms() {
+        let p = |s| parse_duration("X", s).unwrap();
+        assert_eq!(p("15m"), Duration::from_secs(900));
+        assert_eq!(p("1h"), Duration::from_secs(3600));
+        assert_eq!(p("90"), Duration::from_secs(90));
+        assert!(parse_duration("X", "0").is_err());
+        assert!(parse_duration("X", "soon").is_err());
+    }
+
+    #[test]
+    fn secrets_are_checked_for_length_placeholders_and_variety() {
+        assert!(check_secret(b"Kq3v9Zr1LmP0sT8wXy2B6nD4fG7hJ5cA").is_ok());
+        assert!(matches!(
+            check_secret(b"short"),
+            Err(ConfigError::ShortSecret(5))
+        ));
+        assert!(matches!(
+            check_secret(b"your_secret_key"),
+            Err(ConfigError::PlaceholderSecret)
+        ));
+        assert!(matches!(
+            check_secret(EXAMPLE_SECRET.as_bytes()),
+            Err(ConfigError::PlaceholderSecret)
+        ));
+        assert!(matches!(
+            check_secret(&[b'a'; 64]),
+            Err(ConfigError::WeakSecret(1))
+        ));
+    }
+}

@@ -1,0 +1,70 @@
+//! The one HTTP error type: each variant owns its status code and its `{"message": ...}` body.
+//! Internal causes are logged by the caller, never echoed to the client.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::json::message;
+
+/// Everything an HTTP handler can answer with instead of success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// Login with wrong, missing or malformed credentials: 401 "Could not verify".
+    #[error("Could not verify")]
+    CouldNotVerify,
+    /// No token presented: 403 "Token is missing!".
+    #[error("Token is missing!")]
+    TokenMissing,
+    /// A token that does not verify: 403 "Token is invalid!".
+    #[error("Token is invalid!")]
+    TokenInvalid,
+    /// Password hashing is saturated: 503 "Server busy" with `Retry-After`.
+    #[error("Server busy")]
+    Busy,
+    /// The request target is too long: 414.
+    #[error("URI too long")]
+    UriTooLong,
+    /// Too many or too large headers: 431.
+    #[error("Request header fields too large")]
+    HeadersTooLarge,
+    /// Something failed on our side: 500. The cause is logged where it happened.
+    #[error("Internal server error")]
+    Internal,
+}
+
+/// The realm named in `WWW-Authenticate` on 401 answers.
+pub const BASIC_CHALLENGE: &str = r#"Basic realm="authd", charset="UTF-8""#;
+
+impl ApiError {
+    /// The status code of this error.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::CouldNotVerify => StatusCode::UNAUTHORIZED,
+            Self::TokenMissing | Self::TokenInvalid => StatusCode::FORBIDDEN,
+            Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = message(self.status(), &self.to_string());
+        match self {
+            Self::CouldNotVerify => {
+                res.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(BASIC_CHALLENGE),
+                );
+            }
+            Self::Busy => {
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        res
+    }
+}

@@ -1,0 +1,44 @@
+//! JSON answers, written the way the tutorial's Flask app writes them: compact, with a trailing
+//! newline, `Content-Type: application/json`.
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use serde::Serialize;
+
+/// `Content-Type` of every answer.
+pub const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// Serializes `value` as the body of a `status` answer.
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(mut body) => {
+            body.push(b'\n');
+            with_body(status, Body::from(body))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialize a response");
+            with_body(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Body::from(&b"{\"message\":\"Internal server error\"}\n"[..]),
+            )
+        }
+    }
+}
+
+/// `{"message": text}` with `status`.
+pub fn message(status: StatusCode, text: &str) -> Response {
+    #[derive(Serialize)]
+    struct Message<'a> {
+        message: &'a str,
+    }
+    json(status, &Message { message: text })
+}
+
+fn with_body(status: StatusCode, body: Body) -> Response {
+    let mut res = Response::new(body);
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, APPLICATION_JSON);
+    res
+}

@@ -1,0 +1,92 @@
+//! Cross-cutting layers: request size checks answered in JSON, the JSON rewrite of answers that
+//! other layers produce as plain text (404, 405, 408, 413, ...), and the one-line request log.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Response, header};
+use axum::middleware::Next;
+use axum::response::IntoResponse;
+use tracing::Span;
+
+use super::error::ApiError;
+use super::json::message;
+
+/// Head limits enforced by [`head_limit`].
+#[derive(Debug, Clone, Copy)]
+pub struct HeadLimits {
+    /// Largest target plus headers, in bytes.
+    pub max_head_bytes: usize,
+    /// Most headers.
+    pub max_headers: usize,
+}
+
+/// Answers 414 for a target longer than the head limit, 431 for too many or too large headers.
+pub async fn head_limit(
+    State(limits): State<HeadLimits>,
+    req: Request,
+    next: Next,
+) -> Response<Body> {
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target > limits.max_head_bytes {
+        return ApiError::UriTooLong.into_response();
+    }
+    let headers = req.headers();
+    if headers.len() > limits.max_headers {
+        return ApiError::HeadersTooLarge.into_response();
+    }
+    // Name, value, ": " and CRLF, as they stood on the wire.
+    let size = headers
+        .iter()
+        .fold(target, |n, (k, v)| n + k.as_str().len() + v.len() + 4);
+    if size > limits.max_head_bytes {
+        return ApiError::HeadersTooLarge.into_response();
+    }
+    next.run(req).await
+}
+
+/// Gives every error answer a JSON body: those made by our handlers already have one; those made
+/// by routing and by tower layers (404, 405, 408, 413, 415, 422, ...) get `{"message": reason}`,
+/// keeping their status and headers (such as `Allow`).
+pub async fn json_errors(res: Response<Body>) -> Response<Body> {
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return res;
+    }
+    let (mut parts, _) = res.into_parts();
+    let text = status.canonical_reason().unwrap_or("Error");
+    let fresh = message(status, text);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let (fresh_parts, body) = fresh.into_parts();
+    parts.headers.extend(fresh_parts.headers);
+    Response::from_parts(parts, body)
+}
+
+/// The span of one request: method and path only. The query string is left out because it may
+/// carry `token=`.
+pub fn request_span<B>(req: &axum::http::Request<B>) -> Span {
+    tracing::info_span!(
+        target: "authd::http",
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+    )
+}
+
+/// The one log line of a request: its status and latency, inside the request's span.
+pub fn log_response<B>(res: &Response<B>, latency: Duration, _span: &Span) {
+    tracing::info!(
+        target: "authd::http",
+        status = res.status().as_u16(),
+        latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+        "served"
+    );
+}

@@ -1,0 +1,78 @@
+//! The `authd` binary: parse the command line, set up logs, run. Everything else is in the library.
+
+use std::io::{IsTerminal as _, Read as _};
+use std::process::ExitCode;
+
+use authd::config::{Cli, Command};
+use authd::{Application, Config};
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    // A `.env` file in the working directory, when there is one; real environment variables win.
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::HashPassword) => hash_password(),
+        None => serve(cli),
+    }
+}
+
+fn serve(cli: Cli) -> ExitCode {
+    let config = match Config::from_args(cli.serve) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    authd::telemetry::init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    runtime.block_on(async {
+        let demo = config.demo;
+        let app = match Application::build(config).await {
+            Ok(app) => app,
+            Err(e) => return fail(&e),
+        };
+        if demo {
+            tracing::warn!(
+                "DEMO MODE: user `user` with password `password` and a throwaway secret (unless \
+                 AUTHD_SECRET_KEY is set). For trying authd out only; never in production."
+            );
+        }
+        tracing::info!("listening on http://{}", app.local_addr());
+        app.run().await;
+        ExitCode::SUCCESS
+    })
+}
+
+fn hash_password() -> ExitCode {
+    let password = if std::io::stdin().is_terminal() {
+        match rpassword::prompt_password("Password: ") {
+            Ok(p) => p,
+            Err(e) => return fail(&e),
+        }
+    } else {
+        let mut s = String::new();
+        if let Err(e) = std::io::stdin().read_to_string(&mut s) {
+            return fail(&e);
+        }
+        // One line: drop the newline that `echo` and files end with.
+        s.lines().next().unwrap_or_default().to_owned()
+    };
+    if password.is_empty() {
+        eprintln!("authd: error: empty password");
+        return ExitCode::FAILURE;
+    }
+    match authd::users::hash_password(password.as_bytes()) {
+        Ok(h) => {
+            println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("authd: error: {e}");
+    ExitCode::FAILURE
+}

@@ -1,0 +1,236 @@
+//! Where credentials travel in a request: HTTP Basic for the login, and the access token in the
+//! `token` query parameter (the tutorial's way) or an `Authorization: Bearer` header (RFC 6750).
+//! Plain functions over the raw strings and bytes, so they can be fuzzed without a server.
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use secrecy::SecretString;
+
+/// Standard base64 that accepts the payload with or without its `=` padding, as browsers and
+/// HTTP clients differ there.
+const BASIC_B64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// A user name and password from an `Authorization: Basic` header.
+#[derive(Debug)]
+pub struct BasicCredentials {
+    /// The user name (never empty, never contains `:`).
+    pub username: String,
+    /// The password; its `Debug` prints `[REDACTED]`.
+    pub password: SecretString,
+}
+
+/// Reads `Authorization: Basic base64(user:password)` (RFC 7617). The scheme is matched without
+/// regard to case; the decoded bytes must be UTF-8 and hold a colon after a non-empty user name.
+/// Anything else is `None`, which the login answers with 401.
+pub fn parse_basic(authorization: &[u8]) -> Option<BasicCredentials> {
+    let value = std::str::from_utf8(authorization).ok()?;
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = BASIC_B64.decode(rest.trim()).ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (username, password) = decoded.split_once(':')?;
+    if username.is_empty() {
+        return None;
+    }
+    Some(BasicCredentials {
+        username: username.to_owned(),
+        password: SecretString::from(password),
+    })
+}
+
+/// What a request presents as its access token.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PresentedToken<'a> {
+    /// No token at all, or an empty one: "Token is missing!".
+    Missing,
+    /// One token, from the query or the Bearer header (or both, the same).
+    Token(Cow<'a, str>),
+    /// A Bearer header that is not text, or a query token and a Bearer token that differ:
+    /// "Token is invalid!".
+    Conflicting,
+}
+
+/// Finds the access token in the query string (`token=`, the first one, URL-decoded) and the
+/// `Authorization` header (`Bearer <token>`, scheme matched without regard to case). Any other
+/// `Authorization` scheme is not a token and is ignored.
+pub fn find_token<'a>(query: Option<&'a str>, authorization: Option<&'a [u8]>) -> PresentedToken<'a> {
+    let from_query = query.and_then(query_token).filter(|t| !t.is_empty());
+    let from_header = match authorization.map(bearer_token) {
+        None | Some(Bearer::NotBearer) => None,
+        Some(Bearer::Malformed) => return PresentedToken::Conflicting,
+        Some(Bearer::Token(t)) => Some(t).filter(|t| !t.is_empty()),
+    };
+    match (from_query, from_header) {
+        (None, None) => PresentedToken::Missing,
+        (Some(t), None) => PresentedToken::Token(t),
+        (None, Some(h)) => PresentedToken::Token(Cow::Borrowed(h)),
+        (Some(q), Some(h)) if q == h => PresentedToken::Token(Cow::Borrowed(h)),
+        (Some(_), Some(_)) => PresentedToken::Conflicting,
+    }
+}
+
+/// The first `token` parameter of a query string, URL-decoded like Flask's `request.args`.
+pub fn query_token(query: &str) -> Option<Cow<'_, str>> {
+    // Fast path: nothing that looks like the parameter, nothing to decode.
+    if !query.contains("token") {
+        return None;
+    }
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v)
+}
+
+enum Bearer<'a> {
+    NotBearer,
+    Malformed,
+    Token(&'a str),
+}
+
+fn bearer_token(value: &[u8]) -> Bearer<'_> {
+    const SCHEME: &[u8] = b"bearer";
+    if value.len() < SCHEME.len() || !value[..SCHEME.len()].eq_ignore_ascii_case(SCHEME) {
+        return Bearer::NotBearer;
+    }
+    let rest = &value[SCHEME.len()..];
+    match rest.first() {
+        // "Bearer" alone: a Bearer header with an empty token.
+        None => Bearer::Token(""),
+        Some(b' ') => match std::str::from_utf8(rest) {
+            Ok(s) => Bearer::Token(s.trim()),
+            Err(_) => Bearer::Malformed,
+        },
+        // "Bearerfoo" is some other scheme.
+        Some(_) => Bearer::NotBearer,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use secrecy::ExposeSecret;
+
+    fn basic(s: &str) -> Option<(String, String)> {
+        parse_basic(s.as_bytes()).map(|c| (c.username, c.password.expose_secret().to_owned()))
+    }
+
+    #[test]
+    fn basic_header_is_decoded_with_any_scheme_case_and_padding() {
+        let want = Some(("user".to_owned(), "password".to_owned()));
+        assert_eq!(basic("Basic dXNlcjpwYXNzd29yZA=="), want);
+        assert_eq!(basic("basic dXNlcjpwYXNzd29yZA"), want);
+        assert_eq!(basic("BASIC   dXNlcjpwYXNzd29yZA=="), want);
+    }
+
+    #[test]
+    fn password_may_contain_colons_and_be_empty() {
+        // "u:a:b" and "u:"
+        assert_eq!(basic("Basic dTphOmI="), Some(("u".into(), "a:b".into())));
+        assert_eq!(basic("Basic dTo="), Some(("u".into(), String::new())));
+    }
+
+    #[test]
+    fn malformed_basic_headers_are_none() {
+        for bad in [
+            "",
+            "Basic",
+            "Basic ",
+            "Bearer dXNlcjpwYXNzd29yZA==",
+            "Basic !!!notbase64",
+            "Basic dXNlcnBhc3N3b3Jk", // "userpassword": no colon
+            "Basic OnBhc3N3b3Jk",     // ":password": empty user
+            "Basic //79/Q==",         // non-UTF-8 bytes
+            "Digest username=user",
+        ] {
+            assert_eq!(basic(bad), None, "{bad:?}");
+        }
+        assert!(parse_basic(b"Basic \xff\xfe").is_none());
+    }
+
+    #[test]
+    fn token_comes_from_query_or_bearer() {
+        assert_eq!(
+            find_token(Some("token=abc"), None),
+            PresentedToken::Token("abc".into())
+        );
+        assert_eq!(
+            find_token(None, Some(b"Bearer abc")),
+            PresentedToken::Token("abc".into())
+        );
+        assert_eq!(
+            find_token(None, Some(b"bearer   abc ")),
+            PresentedToken::Token("abc".into())
+        );
+        assert_eq!(
+            find_token(Some("x=1&token=a%2Bb&token=zzz"), None),
+            PresentedToken::Token("a+b".into())
+        );
+    }
+
+    #[test]
+    fn no_token_or_empty_token_is_missing() {
+        assert_eq!(find_token(None, None), PresentedToken::Missing);
+        assert_eq!(find_token(Some("token="), None), PresentedToken::Missing);
+        assert_eq!(find_token(Some("tokens=abc"), None), PresentedToken::Missing);
+        assert_eq!(find_token(None, Some(b"Bearer")), PresentedToken::Missing);
+        assert_eq!(find_token(None, Some(b"Bearer ")), PresentedToken::Missing);
+        assert_eq!(
+            find_token(None, Some(b"Basic dXNlcjpwYXNzd29yZA==")),
+            PresentedToken::Missing
+        );
+    }
+
+    #[test]
+    fn query_and_bearer_that_differ_conflict_and_that_agree_do_not() {
+        assert_eq!(
+            find_token(Some("token=a"), Some(b"Bearer b")),
+            PresentedToken::Conflicting
+        );
+        assert_eq!(
+            find_token(Some("token=a"), Some(b"Bearer a")),
+            PresentedToken::Token("a".into())
+        );
+        assert_eq!(
+            find_token(None, Some(b"Bearer \xff")),
+            PresentedToken::Conflicting
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn basic_parser_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse_basic(&bytes);
+            let mut prefixed = b"Basic ".to_vec();
+            prefixed.extend_from_slice(&bytes);
+            let _ = parse_basic(&prefixed);
+        }
+
+        #[test]
+        fn basic_parser_round_trips_what_clients_send(user in "[^:\\x00]{1,40}", pass in "\\PC{0,40}") {
+            let header = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")));
+            let got = parse_basic(header.as_bytes()).map(|c| (c.username, c.password.expose_secret().to_owned()));
+            prop_assert_eq!(got, Some((user, pass)));
+        }
+
+        #[test]
+        fn token_finder_never_panics_on_arbitrary_input(q in "\\PC{0,200}", h in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = find_token(Some(&q), Some(&h));
+            let mut bearer = b"Bearer ".to_vec();
+            bearer.extend_from_slice(&h);
+            let _ = find_token(Some(&q), Some(&bearer));
+        }
+
+        #[test]
+        fn token_finder_returns_the_url_decoded_query_token(t in "[A-Za-z0-9._~+/=-]{1,100}") {
+            let q: String = form_urlencoded::Serializer::new(String::new()).append_pair("token", &t).finish();
+            prop_assert_eq!(find_token(Some(&q), None), PresentedToken::Token(Cow::Owned(t)));
+        }
+    }
+}

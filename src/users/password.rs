@@ -1,0 +1,137 @@
+//! Password hashes: argon2id PHC strings (what we make) and bcrypt `$2y$`/`$2b$` (what Apache's
+//! `htpasswd -B` makes). Hashing and verifying are slow on purpose; callers run them off the async
+//! workers (see [`super::HashPool`]).
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+/// argon2id memory cost in KiB: OWASP's recommended minimum (19 MiB).
+pub const ARGON2_M_COST_KIB: u32 = 19_456;
+/// argon2id passes: OWASP's recommendation for 19 MiB.
+pub const ARGON2_T_COST: u32 = 2;
+/// argon2id lanes.
+pub const ARGON2_P_COST: u32 = 1;
+
+/// A stored password hash whose format was checked when the users file was read.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoredHash {
+    /// An argon2 PHC string (`$argon2id$v=19$m=...,t=...,p=...$salt$hash`).
+    Argon2(String),
+    /// A bcrypt hash (`$2y$`, `$2b$`, `$2a$`).
+    Bcrypt(String),
+}
+
+impl std::fmt::Debug for StoredHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Argon2(_) => f.write_str("Argon2([REDACTED])"),
+            Self::Bcrypt(_) => f.write_str("Bcrypt([REDACTED])"),
+        }
+    }
+}
+
+/// Why a hash string was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HashFormatError {
+    /// Recognised as argon2 or bcrypt but not well formed.
+    #[error("malformed {0} hash")]
+    Malformed(&'static str),
+    /// Some other scheme (MD5 `$apr1$`, `{SHA}`, crypt, plain text).
+    #[error("unsupported hash (use argon2id from `authd hash-password`, or bcrypt from `htpasswd -B`)")]
+    Unsupported,
+}
+
+impl StoredHash {
+    /// Checks the format of a hash string without doing any hashing.
+    pub fn parse(s: &str) -> Result<Self, HashFormatError> {
+        if s.starts_with("$argon2") {
+            let parsed = PasswordHash::new(s).map_err(|_| HashFormatError::Malformed("argon2"))?;
+            let alg = parsed.algorithm.as_str();
+            if !matches!(alg, "argon2id" | "argon2i" | "argon2d") {
+                return Err(HashFormatError::Malformed("argon2"));
+            }
+            // Parameters must be ones argon2 accepts, or every verify would fail at run time.
+            Params::try_from(&parsed).map_err(|_| HashFormatError::Malformed("argon2"))?;
+            Ok(Self::Argon2(s.to_owned()))
+        } else if ["$2y$", "$2b$", "$2a$"].iter().any(|p| s.starts_with(p)) {
+            s.parse::<bcrypt::HashParts>()
+                .map_err(|_| HashFormatError::Malformed("bcrypt"))?;
+            Ok(Self::Bcrypt(s.to_owned()))
+        } else {
+            Err(HashFormatError::Unsupported)
+        }
+    }
+
+    /// Whether `password` matches. Constant-time in the comparison; slow by design.
+    pub fn verify(&self, password: &[u8]) -> bool {
+        match self {
+            Self::Argon2(s) => match PasswordHash::new(s) {
+                Ok(h) => Argon2::default().verify_password(password, &h).is_ok(),
+                Err(_) => false,
+            },
+            Self::Bcrypt(s) => bcrypt::verify(password, s).unwrap_or(false),
+        }
+    }
+}
+
+fn hasher() -> Argon2<'static> {
+    // The constants are valid argon2 parameters; `Params::new` only fails outside its ranges.
+    let params = Params::new(ARGON2_M_COST_KIB, ARGON2_T_COST, ARGON2_P_COST, None)
+        .unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Hashes `password` as an argon2id PHC string with a random salt and the parameters above.
+pub fn hash_password(password: &[u8]) -> Result<String, argon2::password_hash::Error> {
+    Ok(hasher().hash_password(password)?.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argon2id_hash_round_trips_with_owasp_parameters() {
+        let h = hash_password(b"correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        let stored = StoredHash::parse(&h).unwrap();
+        assert!(stored.verify(b"correct horse"));
+        assert!(!stored.verify(b"wrong horse"));
+    }
+
+    #[test]
+    fn bcrypt_hashes_in_every_htpasswd_prefix_verify() {
+        let h = bcrypt::hash("s3cret", 4).unwrap(); // $2b$
+        for prefix in ["$2b$", "$2y$", "$2a$"] {
+            let s = format!("{prefix}{}", &h[4..]);
+            let stored = StoredHash::parse(&s).unwrap();
+            assert!(stored.verify(b"s3cret"), "{prefix}");
+            assert!(!stored.verify(b"S3cret"), "{prefix}");
+        }
+    }
+
+    #[test]
+    fn unsupported_and_malformed_hashes_are_refused() {
+        assert_eq!(
+            StoredHash::parse("$apr1$abc$def"),
+            Err(HashFormatError::Unsupported)
+        );
+        assert_eq!(StoredHash::parse("{SHA}abc="), Err(HashFormatError::Unsupported));
+        assert_eq!(StoredHash::parse("plaintext"), Err(HashFormatError::Unsupported));
+        assert_eq!(
+            StoredHash::parse("$argon2id$v=19$garbage"),
+            Err(HashFormatError::Malformed("argon2"))
+        );
+        assert_eq!(
+            StoredHash::parse("$2y$10$short"),
+            Err(HashFormatError::Malformed("bcrypt"))
+        );
+    }
+
+    #[test]
+    fn debug_does_not_print_the_hash() {
+        let s = format!("{:?}", StoredHash::Bcrypt("$2y$10$secretstuff".into()));
+        assert!(!s.contains("secretstuff"));
+    }
+}
