@@ -60,9 +60,7 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let users = match &config.users {
             UsersSource::File(path) => Users::load(path)?,
-            UsersSource::Demo => {
-                Users::demo().map_err(|e| StartError::DemoHash(e.to_string()))?
-            }
+            UsersSource::Demo => Users::demo().map_err(|e| StartError::DemoHash(e.to_string()))?,
         };
         let keys = TokenKeys::new(config.secret_bytes(), config.tokens.clone())
             .map_err(|e| StartError::Keys(e.to_string()))?;
@@ -72,12 +70,13 @@ impl Application {
             hashing: Arc::new(HashPool::new(config.hash_concurrency, config.hash_queue)),
         };
         let router = http::router(state, &config.limits);
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
         let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
             addr: config.listen,
             source,

@@ -118,7 +118,10 @@ impl std::fmt::Debug for TokenKeys {
 
 impl TokenKeys {
     /// Builds the keys from the shared secret (refused only when empty).
-    pub fn new(secret: &[u8], settings: TokenSettings) -> Result<Self, jsonwebtoken::errors::Error> {
+    pub fn new(
+        secret: &[u8],
+        settings: TokenSettings,
+    ) -> Result<Self, jsonwebtoken::errors::Error> {
         // The algorithm is pinned: a token whose header names anything but HS256 (none, HS384,
         // RS256, ...) is refused before its signature is looked at.
         let mut validation = Validation::new(Algorithm::HS256);
@@ -272,7 +275,10 @@ mod tests {
     fn alg_none_is_refused() {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
         let payload = URL_SAFE_NO_PAD.encode(format!(r#"{{"user":"a","exp":{}}}"#, NOW + 600));
-        for t in [format!("{header}.{payload}."), format!("{header}.{payload}")] {
+        for t in [
+            format!("{header}.{payload}."),
+            format!("{header}.{payload}"),
+        ] {
             assert_eq!(keys().verify(&t, NOW), Err(VerifyError::Invalid));
         }
     }
@@ -290,7 +296,10 @@ mod tests {
         let mut parts: Vec<&str> = good.split('.').collect();
         let forged = URL_SAFE_NO_PAD.encode(format!(r#"{{"user":"admin","exp":{}}}"#, NOW + 600));
         parts[1] = &forged;
-        assert_eq!(keys().verify(&parts.join("."), NOW), Err(VerifyError::Invalid));
+        assert_eq!(
+            keys().verify(&parts.join("."), NOW),
+            Err(VerifyError::Invalid)
+        );
     }
 
     #[test]

@@ -60,10 +60,13 @@ pub enum PresentedToken<'a> {
 /// Finds the access token in the query string (`token=`, the first one, URL-decoded) and the
 /// `Authorization` header (`Bearer <token>`, scheme matched without regard to case). Any other
 /// `Authorization` scheme is not a token and is ignored.
-pub fn find_token<'a>(query: Option<&'a str>, authorization: Option<&'a [u8]>) -> PresentedToken<'a> {
+pub fn find_token<'a>(
+    query: Option<&'a str>,
+    authorization: Option<&'a [u8]>,
+) -> PresentedToken<'a> {
     let from_query = query.and_then(query_token).filter(|t| !t.is_empty());
     let from_header = match authorization.map(bearer_token) {
-        None | Some(Bearer::NotBearer) => None,
+        None | Some(Bearer::OtherScheme) => None,
         Some(Bearer::Malformed) => return PresentedToken::Conflicting,
         Some(Bearer::Token(t)) => Some(t).filter(|t| !t.is_empty()),
     };
@@ -88,7 +91,7 @@ pub fn query_token(query: &str) -> Option<Cow<'_, str>> {
 }
 
 enum Bearer<'a> {
-    NotBearer,
+    OtherScheme,
     Malformed,
     Token(&'a str),
 }
@@ -96,7 +99,7 @@ enum Bearer<'a> {
 fn bearer_token(value: &[u8]) -> Bearer<'_> {
     const SCHEME: &[u8] = b"bearer";
     if value.len() < SCHEME.len() || !value[..SCHEME.len()].eq_ignore_ascii_case(SCHEME) {
-        return Bearer::NotBearer;
+        return Bearer::OtherScheme;
     }
     let rest = &value[SCHEME.len()..];
     match rest.first() {
@@ -107,7 +110,7 @@ fn bearer_token(value: &[u8]) -> Bearer<'_> {
             Err(_) => Bearer::Malformed,
         },
         // "Bearerfoo" is some other scheme.
-        Some(_) => Bearer::NotBearer,
+        Some(_) => Bearer::OtherScheme,
     }
 }
 
@@ -178,7 +181,10 @@ mod tests {
     fn no_token_or_empty_token_is_missing() {
         assert_eq!(find_token(None, None), PresentedToken::Missing);
         assert_eq!(find_token(Some("token="), None), PresentedToken::Missing);
-        assert_eq!(find_token(Some("tokens=abc"), None), PresentedToken::Missing);
+        assert_eq!(
+            find_token(Some("tokens=abc"), None),
+            PresentedToken::Missing
+        );
         assert_eq!(find_token(None, Some(b"Bearer")), PresentedToken::Missing);
         assert_eq!(find_token(None, Some(b"Bearer ")), PresentedToken::Missing);
         assert_eq!(

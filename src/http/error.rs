@@ -22,10 +22,10 @@ pub enum ApiError {
     #[error("Server busy")]
     Busy,
     /// The request target is too long: 414.
-    #[error("URI too long")]
+    #[error("URI Too Long")]
     UriTooLong,
     /// Too many or too large headers: 431.
-    #[error("Request header fields too large")]
+    #[error("Request Header Fields Too Large")]
     HeadersTooLarge,
     /// Something failed on our side: 500. The cause is logged where it happened.
     #[error("Internal server error")]

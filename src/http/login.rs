@@ -24,7 +24,10 @@ pub struct LoginResponse {
 }
 
 /// Checks the Basic credentials (one password hash, in the bounded pool) and issues a token.
-pub async fn login(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let creds = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| parse_basic(v.as_bytes()))
@@ -42,13 +45,10 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap) -> Result<
         tracing::info!(target: "authd::login", outcome = "bad_credentials", "login refused");
         return Err(ApiError::CouldNotVerify);
     }
-    let issued = state
-        .tokens
-        .issue(&username, tokens::now())
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot sign a token");
-            ApiError::Internal
-        })?;
+    let issued = state.tokens.issue(&username, tokens::now()).map_err(|e| {
+        tracing::error!(error = %e, "cannot sign a token");
+        ApiError::Internal
+    })?;
     let mut res = json(
         StatusCode::OK,
         &LoginResponse {

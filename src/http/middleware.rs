@@ -13,7 +13,7 @@ use tracing::Span;
 use super::error::ApiError;
 use super::json::message;
 
-/// Head limits enforced by [`head_limit`].
+/// Head limits enforced by the `head_limit` middleware.
 #[derive(Debug, Clone, Copy)]
 pub struct HeadLimits {
     /// Largest target plus headers, in bytes.

@@ -133,7 +133,10 @@ mod tests {
     use super::*;
 
     fn bcrypt_line(name: &str, pw: &str) -> String {
-        format!("{name}:{}", bcrypt::hash(pw, 4).unwrap().replacen("$2b$", "$2y$", 1))
+        format!(
+            "{name}:{}",
+            bcrypt::hash(pw, 4).unwrap().replacen("$2b$", "$2y$", 1)
+        )
     }
 
     #[test]

@@ -38,7 +38,9 @@ pub enum HashFormatError {
     #[error("malformed {0} hash")]
     Malformed(&'static str),
     /// Some other scheme (MD5 `$apr1$`, `{SHA}`, crypt, plain text).
-    #[error("unsupported hash (use argon2id from `authd hash-password`, or bcrypt from `htpasswd -B`)")]
+    #[error(
+        "unsupported hash (use argon2id from `authd hash-password`, or bcrypt from `htpasswd -B`)"
+    )]
     Unsupported,
 }
 
@@ -77,8 +79,8 @@ impl StoredHash {
 
 fn hasher() -> Argon2<'static> {
     // The constants are valid argon2 parameters; `Params::new` only fails outside its ranges.
-    let params = Params::new(ARGON2_M_COST_KIB, ARGON2_T_COST, ARGON2_P_COST, None)
-        .unwrap_or_default();
+    let params =
+        Params::new(ARGON2_M_COST_KIB, ARGON2_T_COST, ARGON2_P_COST, None).unwrap_or_default();
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
@@ -117,8 +119,14 @@ mod tests {
             StoredHash::parse("$apr1$abc$def"),
             Err(HashFormatError::Unsupported)
         );
-        assert_eq!(StoredHash::parse("{SHA}abc="), Err(HashFormatError::Unsupported));
-        assert_eq!(StoredHash::parse("plaintext"), Err(HashFormatError::Unsupported));
+        assert_eq!(
+            StoredHash::parse("{SHA}abc="),
+            Err(HashFormatError::Unsupported)
+        );
+        assert_eq!(
+            StoredHash::parse("plaintext"),
+            Err(HashFormatError::Unsupported)
+        );
         assert_eq!(
             StoredHash::parse("$argon2id$v=19$garbage"),
             Err(HashFormatError::Malformed("argon2"))

@@ -1,5 +1,5 @@
-//! The accept loop: HTTP/1.1 over hyper with a header-read timeout and a cap on what one request
-//! head may buffer, the peer address handed to handlers, and graceful shutdown (stop accepting,
+//! The accept loop: HTTP/1.1 over hyper with a header-read timeout, a cap on what one request
+//! head may buffer, the parser's own error answers made JSON, the peer address handed to handlers, and graceful shutdown (stop accepting,
 //! let in-flight requests finish within a grace period).
 
 use std::future::Future;
@@ -16,6 +16,10 @@ use tokio::net::TcpListener;
 use tower::ServiceExt as _;
 
 use crate::config::Limits;
+
+mod json_heads;
+
+pub use json_heads::JsonErrorHeads;
 
 /// Serves `router` on `listener` until `shutdown` completes, then waits up to the grace period for
 /// open connections to finish their requests.
@@ -49,11 +53,16 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = router.clone().map_request(move |mut req: axum::extract::Request<_>| {
-            req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-            req
-        });
-        let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let service = router
+            .clone()
+            .map_request(move |mut req: axum::extract::Request<_>| {
+                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+                req
+            });
+        let conn = builder.serve_connection(
+            TokioIo::new(JsonErrorHeads::new(stream)),
+            TowerToHyperService::new(service),
+        );
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {

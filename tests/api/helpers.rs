@@ -1,0 +1,281 @@
+//! Test harness: `spawn_app` builds the app from a `Config` in-process on port 0;
+//! `Binary` runs the real `authd` executable (the release build under `cargo test --release`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use authd::config::{Limits, UsersSource};
+use authd::{Application, Config, TokenSettings};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use secrecy::SecretSlice;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The secret every in-process test app signs with.
+pub const SECRET: &str = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz";
+pub const USER: &str = "user";
+pub const PASSWORD: &str = "password";
+
+/// An argon2id hash of `password`, made once per test binary.
+pub fn password_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| authd::users::hash_password(PASSWORD.as_bytes()).unwrap())
+}
+
+pub fn now() -> i64 {
+    authd::tokens::now()
+}
+
+/// Signs `claims` with any algorithm and secret, the way another JWT library would.
+pub fn mint(alg: Algorithm, secret: &str, claims: &serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &Header::new(alg),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub client: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn login(&self, user: &str, password: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/login"))
+            .basic_auth(user, Some(password))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Logs in as the test user and returns the token.
+    pub async fn token(&self) -> String {
+        let res = self.login(USER, PASSWORD).await;
+        assert_eq!(res.status(), 200);
+        let body: serde_json::Value = res.json().await.unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn protected_with_query(&self, token: &str) -> reqwest::Response {
+        self.client
+            .get(self.url("/protected"))
+            .query(&[("token", token)])
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// A config for tests: port 0, the test secret, a users file holding `user:<hash>`.
+pub fn test_config(dir: &Path) -> Config {
+    let users = dir.join("users");
+    std::fs::write(&users, format!("{USER}:{}\n", password_hash())).unwrap();
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        secret: SecretSlice::from(SECRET.as_bytes().to_vec()),
+        users: UsersSource::File(users),
+        tokens: TokenSettings::default(),
+        limits: Limits::default(),
+        hash_concurrency: 2,
+        hash_queue: 32,
+        demo: false,
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_, _| {}).await
+}
+
+/// Starts the app in-process after `adjust` has changed the test config (the temp dir is passed
+/// for files it wants to write).
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config, &Path)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    adjust(&mut config, dir.path());
+    let app = Application::build(config).await.unwrap();
+    let addr = app.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        base: format!("http://{addr}"),
+        client: reqwest::Client::new(),
+        _stop: stop,
+        _dir: dir,
+    }
+}
+
+/// The `authd` executable under test: `AUTHD_BIN` when set, else the one cargo built with the
+/// tests (the release build under `cargo test --release`).
+pub fn binary_path() -> PathBuf {
+    std::env::var_os("AUTHD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_authd")))
+}
+
+/// A command for the binary with a clean environment (no AUTHD_* from the caller, no `.env`: it
+/// runs in an empty temp dir).
+pub fn binary_command(dir: &Path) -> Command {
+    let mut cmd = Command::new(binary_path());
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// A running `authd` process, with everything it printed on stdout kept for inspection.
+pub struct Binary {
+    pub child: Child,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub output: Arc<Mutex<String>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Binary {
+    /// Starts the binary with `args` and `envs` on port 0 and waits for its "listening on" line.
+    pub async fn start(args: &[&str], envs: &[(&str, &str)]) -> Binary {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, args, envs).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir, args: &[&str], envs: &[(&str, &str)]) -> Binary {
+        let mut cmd = binary_command(dir.path());
+        cmd.args(args)
+            .env("AUTHD_LISTEN", "127.0.0.1:0")
+            .envs(envs.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let output = Arc::new(Mutex::new(String::new()));
+        let (addr_tx, addr_rx) = tokio::sync::oneshot::channel::<String>();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let out = Arc::clone(&output);
+        tokio::spawn(async move {
+            let mut addr_tx = Some(addr_tx);
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(i) = line.find("listening on http://")
+                    && let Some(tx) = addr_tx.take()
+                {
+                    let _ = tx.send(line[i + "listening on http://".len()..].trim().to_owned());
+                }
+                out.lock().unwrap().push_str(&line);
+                out.lock().unwrap().push('\n');
+            }
+        });
+        let err = Arc::clone(&output);
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                err.lock().unwrap().push_str(&line);
+                err.lock().unwrap().push('\n');
+            }
+        });
+        let addr = match tokio::time::timeout(Duration::from_secs(20), addr_rx).await {
+            Ok(Ok(a)) => a,
+            _ => panic!("authd did not start: {}", output.lock().unwrap().as_str()),
+        };
+        Binary {
+            child,
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            output,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().unwrap();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .expect("authd did not exit within 15 s of SIGTERM")
+            .unwrap()
+    }
+}
+
+/// Runs the binary to its exit (bounded) and returns (exit code, stdout, stderr).
+pub async fn run_to_exit(
+    args: &[&str],
+    envs: &[(&str, &str)],
+    setup: impl FnOnce(&Path),
+) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let mut cmd = binary_command(dir.path());
+    cmd.args(args).envs(envs.iter().copied());
+    let out = tokio::time::timeout(Duration::from_secs(20), cmd.output())
+        .await
+        .expect("authd did not exit within 20 s")
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Asserts a JSON `{"message": ...}` answer with this status and message.
+pub async fn assert_message(res: reqwest::Response, status: u16, message: &str) {
+    assert_eq!(res.status(), status, "status");
+    assert_eq!(
+        res.headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned()),
+        Some("application/json".to_owned())
+    );
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({ "message": message }));
+}
+
+/// A raw HTTP exchange over TCP, for requests that HTTP clients refuse to send (a target over
+/// 64 KiB, bytes that are not HTTP). Returns (status, lower-cased head, body).
+pub async fn raw_request(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The server may answer and close before it has read everything; that is fine.
+    let _ = stream.write_all(request).await;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}

@@ -1,0 +1,106 @@
+//! Interoperability with PyJWT, the tutorial's library: its tokens open our routes, ours decode
+//! in it. Needs a Python with PyJWT: `AUTHD_TEST_PYTHON` (the test script sets up a venv), else
+//! `python3`. Without PyJWT the tests say they were skipped, unless `AUTHD_TEST_REQUIRE_ALL=1`
+//! (as in CI), which makes a missing PyJWT a failure.
+
+use std::process::Command;
+
+use crate::helpers::{Binary, SECRET, assert_message};
+
+fn python() -> Option<String> {
+    let py = std::env::var("AUTHD_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&py)
+        .args(["-c", "import jwt"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(py);
+    }
+    if std::env::var("AUTHD_TEST_REQUIRE_ALL").as_deref() == Ok("1") {
+        panic!("PyJWT is required (AUTHD_TEST_REQUIRE_ALL=1) but `{py} -c 'import jwt'` failed");
+    }
+    eprintln!("SKIPPED: PyJWT interop test: no PyJWT for `{py}` (set AUTHD_TEST_PYTHON)");
+    None
+}
+
+fn run_python(py: &str, script: &str, args: &[&str]) -> String {
+    let out = Command::new(py)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+async fn demo_with_secret() -> Binary {
+    Binary::start(&["--demo"], &[("AUTHD_SECRET_KEY", SECRET)]).await
+}
+
+#[tokio::test]
+async fn token_made_by_pyjwt_as_in_the_tutorial_opens_protected() {
+    let Some(py) = python() else { return };
+    // The tutorial's own code, with our secret.
+    let script = "import jwt, datetime, sys\n\
+        print(jwt.encode({'user': 'user', 'exp': datetime.datetime.utcnow() + datetime.timedelta(minutes=30)}, sys.argv[1], algorithm='HS256'))";
+    let token = run_python(&py, script, &[SECRET]);
+    let app = demo_with_secret().await;
+    let res = app
+        .client
+        .get(app.url("/protected"))
+        .query(&[("token", &token)])
+        .send()
+        .await
+        .unwrap();
+    assert_message(res, 200, "This is a protected route.").await;
+
+    // The same library with another secret, or an expired token: refused.
+    let script = "import jwt, time, sys\n\
+        print(jwt.encode({'user': 'user', 'exp': int(time.time()) + int(sys.argv[2])}, sys.argv[1], algorithm='HS256'))";
+    for (secret, ttl) in [
+        ("another-secret-another-secret-another", "600"),
+        (SECRET, "-600"),
+    ] {
+        let token = run_python(&py, script, &[secret, ttl]);
+        let res = app
+            .client
+            .get(app.url("/protected"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_message(res, 403, "Token is invalid!").await;
+    }
+}
+
+#[tokio::test]
+async fn our_token_decodes_in_pyjwt_with_the_same_secret() {
+    let Some(py) = python() else { return };
+    let app = demo_with_secret().await;
+    let res = app
+        .client
+        .post(app.url("/login"))
+        .basic_auth("user", Some("password"))
+        .send()
+        .await
+        .unwrap();
+    let token = res.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let script = "import jwt, json, sys\n\
+        print(json.dumps(jwt.decode(sys.argv[1], sys.argv[2], algorithms=['HS256'])))";
+    let claims: serde_json::Value =
+        serde_json::from_str(&run_python(&py, script, &[&token, SECRET])).unwrap();
+    assert_eq!(claims["user"], "user");
+    assert_eq!(claims["sub"], "user");
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        1800
+    );
+}

@@ -1,0 +1,82 @@
+//! The request log: one line per request with method, path, status and latency, and never a
+//! token, a password, a secret or an Authorization header.
+
+use base64::Engine as _;
+
+use crate::helpers::{Binary, password_hash};
+
+#[tokio::test]
+async fn logs_carry_requests_but_no_token_password_or_secret() {
+    let secret = "log-test-secret-5f1c2d3e4a5b6c7d8e9f0a1b2c3d4e5f";
+    let dir = tempfile::tempdir().unwrap();
+    // The password of this user is `password` (the shared test hash); the wrong one is distinct.
+    std::fs::write(
+        dir.path().join("users"),
+        format!("alice:{}\n", password_hash()),
+    )
+    .unwrap();
+    let mut app = Binary::start_in(
+        dir,
+        &[],
+        &[
+            ("AUTHD_SECRET_KEY", secret),
+            ("AUTHD_USERS", "users"),
+            ("RUST_LOG", "trace"),
+        ],
+    )
+    .await;
+    let res = app
+        .client
+        .post(app.url("/login"))
+        .basic_auth("alice", Some("password"))
+        .send()
+        .await
+        .unwrap();
+    let token = res.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let wrong = "Wr0ng-Pa55word-that-must-not-leak";
+    let res = app
+        .client
+        .post(app.url("/login"))
+        .basic_auth("alice", Some(wrong))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    for req in [
+        app.client
+            .get(app.url(&format!("/protected?token={token}"))),
+        app.client.get(app.url("/protected")).bearer_auth(&token),
+        app.client
+            .get(app.url("/protected?token=forged.token.value")),
+    ] {
+        req.send().await.unwrap();
+    }
+    app.terminate().await;
+    let logs = app.output();
+
+    assert!(logs.contains("method=POST path=/login"), "{logs}");
+    assert!(logs.contains("status=401"), "{logs}");
+    assert!(logs.contains("method=GET path=/protected"), "{logs}");
+    assert!(logs.contains("status=200"), "{logs}");
+    assert!(logs.contains("latency_us="), "{logs}");
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("alice:{wrong}"));
+    let signature = token.rsplit('.').next().unwrap();
+    for leak in [
+        token.as_str(),
+        signature,
+        "forged.token.value",
+        wrong,
+        basic.as_str(),
+        secret,
+        "Bearer ",
+        "Basic ",
+    ] {
+        assert!(
+            !logs.contains(leak),
+            "log output contains {leak:?}:\n{logs}"
+        );
+    }
+}

@@ -1,0 +1,13 @@
+//! One integration-test binary: the server started in-process on port 0, and the built binary
+//! run as a subprocess for what only a real process shows (refusals to start, logs, signals).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod basic_auth;
+mod contract;
+mod helpers;
+mod interop;
+mod limits;
+mod logs;
+mod startup;
+mod tokens;
+mod users_file;
