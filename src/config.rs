@@ -88,6 +88,9 @@ pub struct ServeArgs {
     /// Time a request may take from its headers to its answer (408 past it).
     #[arg(long, env = "AUTHD_REQUEST_TIMEOUT", default_value = "10s")]
     pub request_timeout: String,
+    /// Time a client has to send a request's headers; the connection is closed past it.
+    #[arg(long, env = "AUTHD_HEADER_READ_TIMEOUT", default_value = "10s")]
+    pub header_read_timeout: String,
 }
 
 /// Where the users come from.
@@ -255,6 +258,8 @@ impl Config {
             });
         }
         let request_timeout = parse_duration("AUTHD_REQUEST_TIMEOUT", &args.request_timeout)?;
+        let header_read_timeout =
+            parse_duration("AUTHD_HEADER_READ_TIMEOUT", &args.header_read_timeout)?;
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Ok(Self {
             listen,
@@ -267,6 +272,7 @@ impl Config {
             },
             limits: Limits {
                 request_timeout,
+                header_read_timeout,
                 ..Limits::default()
             },
             hash_concurrency: args.hash_concurrency.unwrap_or(cores).max(1),

@@ -95,8 +95,10 @@ impl Application {
     }
 
     /// Serves until Ctrl-C or SIGTERM.
-    pub async fn run(self) {
-        self.run_until(server::shutdown_signal()).await;
+    pub async fn run(self) -> std::io::Result<()> {
+        let shutdown = server::shutdown_signal()?;
+        self.run_until(shutdown).await;
+        Ok(())
     }
 
     /// Serves until `shutdown` completes, then drains in-flight requests.

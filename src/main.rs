@@ -39,8 +39,13 @@ fn serve(cli: Cli) -> ExitCode {
                  AUTHD_SECRET_KEY is set). For trying authd out only; never in production."
             );
         }
+        // Signal handlers first: from the moment we say we listen, SIGTERM means a clean stop.
+        let shutdown = match authd::server::shutdown_signal() {
+            Ok(s) => s,
+            Err(e) => return fail(&e),
+        };
         tracing::info!("listening on http://{}", app.local_addr());
-        app.run().await;
+        app.run_until(shutdown).await;
         ExitCode::SUCCESS
     })
 }

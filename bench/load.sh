@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# Load, memory and start-up figures for authd on this machine, as in BENCHMARKS.md.
+# The server runs pinned to one core (SERVER_CPU), wrk to the other (WRK_CPU). Loopback only,
+# every run bounded in time.
+#
+#   bench/load.sh [SCENARIO...]     scenarios: protected login flood startup soak (default: all
+#                                   but soak)
+# Settings (environment): DURATION=10 (seconds per wrk run), CONNS=64, SOAK_SECS=300,
+#   SERVER_CPU=1, WRK_CPU=0, AUTHD_BIN=target/release/authd (built if missing).
+# Output: one line per scenario, `| scenario | req/s | p50 ms | p99 ms | errors | peak RSS MiB |`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-64}
+SOAK_SECS=${SOAK_SECS:-300}
+SERVER_CPU=${SERVER_CPU:-1}
+WRK_CPU=${WRK_CPU:-0}
+BIN=${AUTHD_BIN:-target/release/authd}
+LUA="$PWD/bench/wrk.lua"
+
+die() { echo "load.sh: $*" >&2; exit 1; }
+command -v wrk >/dev/null || die "wrk not found (Debian: apt-get install wrk)"
+command -v taskset >/dev/null || die "taskset not found (util-linux)"
+[[ -x $BIN ]] || cargo build --release --quiet
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+secret=$(head -c 48 /dev/urandom | base64 -w0)
+hash=$(printf 'password' | "$BIN" hash-password)
+printf 'user:%s\n' "$hash" >"$work/users"
+
+# start_authd NAME [VAR=VALUE...]: starts authd pinned, sets PID and BASE.
+start_authd() {
+  local name=$1; shift
+  env -i PATH="$PATH" AUTHD_SECRET_KEY="$secret" AUTHD_USERS="$work/users" \
+    AUTHD_LISTEN=127.0.0.1:0 RUST_LOG=info "$@" \
+    taskset -c "$SERVER_CPU" "$BIN" >"$work/$name.log" 2>&1 &
+  PID=$!
+  pids+=("$PID")
+  local i
+  for ((i = 0; i < 500; i++)); do
+    BASE=$(grep -o 'listening on http://[0-9.:]*' "$work/$name.log" | sed 's/listening on //' || true)
+    [[ -n $BASE ]] && return 0
+    sleep 0.01
+  done
+  cat "$work/$name.log" >&2
+  die "authd did not start"
+}
+
+stop_authd() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; }
+
+peak_rss_mib() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# run_wrk URL SECONDS CONNS [METHOD] [AUTH] -> RESULT line
+run_wrk() {
+  WRK_METHOD=${4:-GET} WRK_AUTH=${5:-} taskset -c "$WRK_CPU" \
+    wrk -t1 -c"$3" -d"${2}s" --timeout 5s -s "$LUA" "$1" | grep '^RESULT'
+}
+
+field() { sed -n "s/.*$2=\([^ ]*\).*/\1/p" <<<"$1"; }
+
+row() { # NAME RESULT RSS
+  printf '| %-28s | %9s | %7s | %7s | %6s | %6s |\n' "$1" "$(field "$2" rps)" \
+    "$(field "$2" p50_ms)" "$(field "$2" p99_ms)" \
+    "$(($(field "$2" errors) + $(field "$2" non2xx)))" "$3"
+}
+
+token_for() {
+  curl -sS -X POST -u user:password "$1/login" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p'
+}
+
+basic() { printf 'Basic %s' "$(printf '%s' "$1" | base64 -w0)"; }
+
+scenario_protected() {
+  start_authd protected
+  local tok r
+  tok=$(token_for "$BASE")
+  run_wrk "$BASE/protected?token=$tok" 2 "$CONNS" >/dev/null
+  r=$(run_wrk "$BASE/protected?token=$tok" "$DURATION" "$CONNS")
+  row "GET /protected ($CONNS conns)" "$r" "$(peak_rss_mib "$PID")"
+  stop_authd
+}
+
+scenario_login() {
+  # One argon2id hash at a time on the server's core: what hashing alone allows.
+  local t0 t1 n=20 i per_hash overhead r
+  t0=$(date +%s%N)
+  for ((i = 0; i < n; i++)); do "$BIN" --version >/dev/null; done
+  t1=$(date +%s%N)
+  overhead=$(((t1 - t0) / n))
+  t0=$(date +%s%N)
+  for ((i = 0; i < n; i++)); do printf 'pw' | taskset -c "$SERVER_CPU" "$BIN" hash-password >/dev/null; done
+  t1=$(date +%s%N)
+  per_hash=$(((t1 - t0) / n - overhead))
+  echo "# one argon2id hash (m=19456,t=2,p=1) on cpu$SERVER_CPU: $((per_hash / 1000)) us -> $(awk -v n="$per_hash" 'BEGIN{printf "%.1f", 1e9/n}') hashes/s"
+  # A queue as deep as the connections, so that every login waits its turn instead of a 503.
+  start_authd login AUTHD_HASH_QUEUE="$CONNS"
+  run_wrk "$BASE/login" 2 "$CONNS" POST "$(basic user:password)" >/dev/null
+  r=$(run_wrk "$BASE/login" "$DURATION" "$CONNS" POST "$(basic user:password)")
+  row "POST /login ($CONNS conns)" "$r" "$(peak_rss_mib "$PID")"
+  echo "# login ratio to argon2id alone: $(awk -v a="$(field "$r" rps)" -v n="$per_hash" 'BEGIN{printf "%.2f", a * n / 1e9}')"
+  stop_authd
+}
+
+scenario_flood() {
+  start_authd flood
+  local tok base_r r login_r
+  tok=$(token_for "$BASE")
+  run_wrk "$BASE/protected?token=$tok" 2 16 >/dev/null
+  base_r=$(run_wrk "$BASE/protected?token=$tok" "$DURATION" 16)
+  row "GET /protected alone (16)" "$base_r" "$(peak_rss_mib "$PID")"
+  # A login flood with valid credentials (so that it is not throttled) keeps hashing saturated.
+  run_wrk "$BASE/login" "$((DURATION + 2))" 128 POST "$(basic user:password)" >"$work/flood.out" &
+  local wpid=$!
+  sleep 1
+  r=$(run_wrk "$BASE/protected?token=$tok" "$DURATION" 16)
+  wait "$wpid" || true
+  login_r=$(grep RESULT "$work/flood.out")
+  row "GET /protected during flood" "$r" "$(peak_rss_mib "$PID")"
+  row "POST /login flood (128)" "$login_r" "$(peak_rss_mib "$PID")"
+  echo "# /protected under flood keeps $(awk -v a="$(field "$r" rps)" -v b="$(field "$base_r" rps)" 'BEGIN{printf "%.0f", 100 * a / b}')% of its throughput; p99 $(field "$r" p99_ms) ms; login answers: $(field "$login_r" non2xx) non-2xx (503 Server busy) of $(field "$login_r" requests)"
+  stop_authd
+}
+
+scenario_startup() {
+  local i
+  for ((i = 0; i < 1000; i++)); do printf 'user%d:%s\n' "$i" "$hash"; done >"$work/users1000"
+  local port=18555 best=999999 t
+  for i in 1 2 3 4 5; do
+    t=$(python3 - "$BIN" "$port" "$work/users1000" "$secret" "$SERVER_CPU" <<'PY'
+import os, socket, subprocess, sys, time
+binary, port, users, secret, cpu = sys.argv[1:]
+env = {"PATH": os.environ["PATH"], "AUTHD_SECRET_KEY": secret, "AUTHD_USERS": users,
+       "AUTHD_LISTEN": "127.0.0.1:" + port, "RUST_LOG": "warn"}
+t0 = time.perf_counter()
+p = subprocess.Popen(["taskset", "-c", cpu, binary], env=env, stdout=subprocess.DEVNULL)
+try:
+    deadline = t0 + 5
+    while time.perf_counter() < deadline:
+        try:
+            s = socket.create_connection(("127.0.0.1", int(port)), timeout=1)
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            if s.recv(64).startswith(b"HTTP/1.1 200"):
+                print("%.1f" % ((time.perf_counter() - t0) * 1000))
+                break
+        except OSError:
+            time.sleep(0.0005)
+finally:
+    p.terminate(); p.wait()
+PY
+)
+    [[ -n $t ]] && best=$(awk -v a="$best" -v b="$t" 'BEGIN{print (b < a) ? b : a}')
+  done
+  echo "# start-up to first /healthz 200 with 1,000 users: best of 5 = $best ms"
+}
+
+scenario_soak() {
+  start_authd soak
+  local tok start_rss end_rss i samples=()
+  tok=$(token_for "$BASE")
+  run_wrk "$BASE/protected?token=$tok" 5 "$CONNS" >/dev/null
+  start_rss=$(rss_kib "$PID")
+  run_wrk "$BASE/protected?token=$tok" "$SOAK_SECS" "$CONNS" >"$work/soak-p.out" &
+  local w1=$!
+  run_wrk "$BASE/login" "$SOAK_SECS" 2 POST "$(basic user:password)" >"$work/soak-l.out" &
+  local w2=$!
+  for ((i = 0; i < SOAK_SECS / 10; i++)); do sleep 10; samples+=("$(rss_kib "$PID")"); done
+  wait "$w1" "$w2" || true
+  end_rss=$(rss_kib "$PID")
+  row "soak /protected (${SOAK_SECS}s)" "$(grep RESULT "$work/soak-p.out")" "$(peak_rss_mib "$PID")"
+  row "soak /login (2 conns)" "$(grep RESULT "$work/soak-l.out")" "$(peak_rss_mib "$PID")"
+  echo "# soak RSS KiB every 10 s: ${samples[*]}"
+  echo "# soak RSS growth after warm-up: $start_rss -> $end_rss KiB ($(awk -v a="$start_rss" -v b="$end_rss" 'BEGIN{printf "%+.1f", 100 * (b - a) / a}')%)"
+  stop_authd
+}
+
+scenarios=("$@")
+[[ ${#scenarios[@]} -gt 0 ]] || scenarios=(protected login flood startup)
+echo "# authd $("$BIN" --version) on $(nproc) cores; server on cpu$SERVER_CPU, wrk on cpu$WRK_CPU; ${DURATION}s runs; load $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '| %-28s | %9s | %7s | %7s | %6s | %6s |\n' scenario "req/s" "p50 ms" "p99 ms" errors "RSS MiB"
+for s in "${scenarios[@]}"; do "scenario_$s"; done

@@ -1,0 +1,92 @@
+//! Micro-benchmarks of the hot paths: token issue and verify, the Basic-header and token parsers,
+//! one request through the whole router in-process for `/protected` and `/login`, and one argon2id
+//! hash. Run with `cargo bench`; figures are in BENCHMARKS.md.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use authd::config::Limits;
+use authd::tokens::{TokenKeys, TokenSettings};
+use authd::transport::{find_token, parse_basic};
+use authd::users::{HashPool, Users, hash_password};
+use authd::{AppState, http};
+use axum::body::Body;
+use axum::http::{Request, header};
+use criterion::{Criterion, criterion_group, criterion_main};
+use tower::ServiceExt as _;
+
+const SECRET: &[u8] = b"bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz";
+const NOW: i64 = 1_800_000_000;
+
+fn keys() -> TokenKeys {
+    TokenKeys::new(SECRET, TokenSettings::default()).unwrap()
+}
+
+fn tokens(c: &mut Criterion) {
+    let k = keys();
+    let token = k.issue("user", NOW).unwrap().token;
+    c.bench_function("token/issue", |b| {
+        b.iter(|| k.issue(black_box("user"), black_box(NOW)).unwrap())
+    });
+    c.bench_function("token/verify", |b| {
+        b.iter(|| k.verify(black_box(&token), black_box(NOW)).unwrap())
+    });
+}
+
+fn parsers(c: &mut Criterion) {
+    c.bench_function("transport/parse_basic", |b| {
+        b.iter(|| parse_basic(black_box(b"Basic dXNlcjpwYXNzd29yZA==")).unwrap())
+    });
+    let token = keys().issue("user", NOW).unwrap().token;
+    let query = format!("token={token}");
+    let bearer = format!("Bearer {token}");
+    c.bench_function("transport/find_token_query", |b| {
+        b.iter(|| find_token(black_box(Some(&query)), None))
+    });
+    c.bench_function("transport/find_token_bearer", |b| {
+        b.iter(|| find_token(None, black_box(Some(bearer.as_bytes()))))
+    });
+}
+
+fn router(c: &mut Criterion) {
+    let line = format!("user:{}", hash_password(b"password").unwrap());
+    let state = AppState {
+        tokens: Arc::new(keys()),
+        users: Arc::new(Users::parse(&line, "bench").unwrap()),
+        hashing: Arc::new(HashPool::new(1, 32)),
+    };
+    let app = http::router(state, &Limits::default());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let token = keys().issue("user", authd::tokens::now()).unwrap().token;
+    let uri = format!("/protected?token={token}");
+    c.bench_function("router/protected", |b| {
+        b.iter(|| {
+            let req = Request::get(&uri).body(Body::empty()).unwrap();
+            let res = rt.block_on(app.clone().oneshot(req)).unwrap();
+            assert_eq!(res.status(), 200);
+        })
+    });
+    let mut group = c.benchmark_group("slow");
+    group.sample_size(20);
+    group.bench_function("router/login", |b| {
+        b.iter(|| {
+            let req = Request::post("/login")
+                .header(header::AUTHORIZATION, "Basic dXNlcjpwYXNzd29yZA==")
+                .body(Body::empty())
+                .unwrap();
+            let res = rt.block_on(app.clone().oneshot(req)).unwrap();
+            assert_eq!(res.status(), 200);
+        })
+    });
+    group.bench_function("argon2id/hash", |b| {
+        b.iter(|| hash_password(black_box(b"password")).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, tokens, parsers, router);
+criterion_main!(benches);

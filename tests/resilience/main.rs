@@ -1,0 +1,351 @@
+//! Under load and attack, against the real binary: many connections, slow clients, a login flood,
+//! shutdown under load. A test binary of its own, so that it does not share the machine with the
+//! functional suite; its tests take one at a time (`serial`). Every loop is bounded in time.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+#[path = "../api/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use helpers::Binary;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// One test at a time: each loads the machine on its own.
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
+fn addr_of(app: &Binary) -> SocketAddr {
+    app.base.trim_start_matches("http://").parse().unwrap()
+}
+
+async fn demo(envs: &[(&str, &str)]) -> Binary {
+    Binary::start(&["--demo"], envs).await
+}
+
+async fn token(app: &Binary) -> String {
+    let res = app
+        .client
+        .post(app.url("/login"))
+        .basic_auth("user", Some("password"))
+        .send()
+        .await
+        .unwrap();
+    res.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Reads one HTTP/1.1 answer (head and Content-Length body) from a keep-alive connection.
+async fn read_answer(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<u16> {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            let total = end + 4 + len;
+            while buf.len() < total {
+                read_more(stream, buf).await?;
+            }
+            let status = head
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            buf.drain(..total);
+            return Ok(status);
+        }
+        read_more(stream, buf).await?;
+    }
+}
+
+async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut chunk = [0u8; 4096];
+    let n = stream.read(&mut chunk).await?;
+    if n == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(())
+}
+
+fn vm_hwm_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_connections_on_protected_get_no_errors() {
+    let _one = serial().await;
+    let secs: u64 = std::env::var("AUTHD_LOAD_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let app = demo(&[]).await;
+    let addr = addr_of(&app);
+    let request = Arc::new(format!(
+        "GET /protected?token={} HTTP/1.1\r\nHost: authd\r\n\r\n",
+        token(&app).await
+    ));
+    let ok = Arc::new(AtomicU64::new(0));
+    let bad = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..1000 {
+        let (request, ok, bad) = (Arc::clone(&request), Arc::clone(&ok), Arc::clone(&bad));
+        tasks.push(tokio::spawn(async move {
+            let Ok(mut stream) = TcpStream::connect(addr).await else {
+                bad.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            let mut buf = Vec::new();
+            while Instant::now() < deadline {
+                let answer = async {
+                    stream.write_all(request.as_bytes()).await?;
+                    read_answer(&mut stream, &mut buf).await
+                };
+                match tokio::time::timeout(Duration::from_secs(10), answer).await {
+                    Ok(Ok(200)) => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => {
+                        bad.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                };
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (ok, bad) = (ok.load(Ordering::Relaxed), bad.load(Ordering::Relaxed));
+    eprintln!("1000 connections for {secs} s: {ok} answers 200, {bad} errors");
+    assert_eq!(bad, 0, "errors or non-200 answers under 1000 connections");
+    assert!(
+        ok >= 1000,
+        "every connection was served at least once: {ok}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_sending_headers_one_byte_a_second_is_cut_off() {
+    let _one = serial().await;
+    let app = demo(&[("AUTHD_HEADER_READ_TIMEOUT", "2s")]).await;
+    let mut stream = TcpStream::connect(addr_of(&app)).await.unwrap();
+    let started = Instant::now();
+    let slow = b"GET /healthz HTTP/1.1\r\nHost: authd\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let mut cut_off = false;
+    for byte in slow {
+        if stream.write_all(&[*byte]).await.is_err() {
+            cut_off = true;
+            break;
+        }
+        // Has the server closed the connection?
+        let mut probe = [0u8; 256];
+        match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut probe)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                cut_off = true;
+                break;
+            }
+            Ok(Ok(n)) => panic!(
+                "answered a request whose headers never finished: {:?}",
+                String::from_utf8_lossy(&probe[..n])
+            ),
+            Err(_) => {}
+        }
+    }
+    assert!(cut_off, "the slow client was never cut off");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(8),
+        "cut off only after {took:?} (header timeout 2 s)"
+    );
+}
+
+#[tokio::test]
+async fn five_hundred_idle_connections_do_not_stop_others_and_are_closed_in_time() {
+    let _one = serial().await;
+    let app = demo(&[("AUTHD_HEADER_READ_TIMEOUT", "2s")]).await;
+    let addr = addr_of(&app);
+    let mut idle = Vec::new();
+    for _ in 0..500 {
+        idle.push(TcpStream::connect(addr).await.unwrap());
+    }
+    // Others are served while they sit there.
+    for _ in 0..20 {
+        let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    let token = token(&app).await;
+    let res = app
+        .client
+        .get(app.url("/protected"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // And the server lets go of them once the header timeout has passed.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut closed = 0;
+    for mut s in idle {
+        let mut b = [0u8; 16];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(200), s.read(&mut b)).await
+        {
+            closed += 1;
+        }
+    }
+    assert_eq!(
+        closed, 500,
+        "idle connections still held open by the server"
+    );
+}
+
+#[tokio::test]
+async fn a_body_sent_slowly_to_login_gets_a_clean_answer() {
+    let _one = serial().await;
+    let app = demo(&[("AUTHD_REQUEST_TIMEOUT", "2s")]).await;
+    let mut stream = TcpStream::connect(addr_of(&app)).await.unwrap();
+    stream
+        .write_all(
+            b"POST /login HTTP/1.1\r\nHost: authd\r\nAuthorization: Basic dXNlcjp3cm9uZw==\r\n\
+              Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let status = tokio::time::timeout(Duration::from_secs(8), async {
+        loop {
+            // Keep trickling the body while waiting for the answer.
+            let _ = stream.write_all(b" ").await;
+            match tokio::time::timeout(
+                Duration::from_millis(500),
+                read_answer(&mut stream, &mut buf),
+            )
+            .await
+            {
+                Ok(r) => return r,
+                Err(_) => continue,
+            }
+        }
+    })
+    .await
+    .expect("no answer while the body trickled in")
+    .unwrap();
+    // /login needs no body: it answers at once on the credentials, JSON, without waiting.
+    assert_eq!(status, 401);
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_flood_keeps_memory_bounded_and_sheds_load_with_503() {
+    let _one = serial().await;
+    let cap = 2u64;
+    let app = demo(&[("AUTHD_HASH_CONCURRENCY", "2"), ("AUTHD_HASH_QUEUE", "8")]).await;
+    let pid = app.child.id().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(200)
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let counts = Arc::new(std::sync::Mutex::new(
+        std::collections::BTreeMap::<u16, u64>::new(),
+    ));
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let (client, url, counts) = (client.clone(), app.url("/login"), Arc::clone(&counts));
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                let res = client
+                    .post(&url)
+                    .basic_auth(format!("user{i}"), Some("wrong-password"))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = res.status().as_u16();
+                if status == 503 {
+                    assert_eq!(res.headers()["retry-after"], "1");
+                }
+                let body: serde_json::Value = res.json().await.unwrap();
+                assert!(body["message"].is_string());
+                *counts.lock().unwrap().entry(status).or_default() += 1;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let counts = counts.lock().unwrap().clone();
+    eprintln!("login flood answers by status: {counts:?}");
+    assert!(
+        counts.keys().all(|s| [401, 429, 503].contains(s)),
+        "unexpected statuses: {counts:?}"
+    );
+    assert!(
+        counts.get(&503).copied().unwrap_or(0) > 0,
+        "no load shed: {counts:?}"
+    );
+    let peak_mib = vm_hwm_kib(pid) / 1024;
+    let bound = 32 + 19 * cap;
+    eprintln!("peak RSS under the flood: {peak_mib} MiB (bound {bound} MiB)");
+    assert!(
+        peak_mib <= bound,
+        "peak RSS {peak_mib} MiB over {bound} MiB"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_finishes_in_flight_requests_and_exits_zero() {
+    let _one = serial().await;
+    let mut app = demo(&[("AUTHD_HASH_CONCURRENCY", "1"), ("AUTHD_HASH_QUEUE", "64")]).await;
+    let addr = addr_of(&app);
+    // Twelve logins queue behind one hashing slot: a few hundred milliseconds of work in flight.
+    let mut in_flight = Vec::new();
+    for _ in 0..12 {
+        let req = app
+            .client
+            .post(app.url("/login"))
+            .basic_auth("user", Some("password"));
+        in_flight.push(tokio::spawn(async move { req.send().await }));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let pid = app.child.id().unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // New connections are refused once shutdown has begun.
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "a new connection was accepted after SIGTERM"
+    );
+    for req in in_flight {
+        let res = req
+            .await
+            .unwrap()
+            .expect("an in-flight request was dropped");
+        assert_eq!(res.status(), 200);
+    }
+    let status = tokio::time::timeout(Duration::from_secs(15), app.child.wait())
+        .await
+        .expect("no exit within 15 s of SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{}", app.output());
+}
