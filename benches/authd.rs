@@ -54,7 +54,7 @@ fn router(c: &mut Criterion) {
     let state = AppState {
         tokens: Arc::new(keys()),
         users: Arc::new(Users::parse(&line, "bench").unwrap()),
-        hashing: Arc::new(HashPool::new(1, 32)),
+        hashing: Arc::new(HashPool::new(1, 32).unwrap()),
     };
     let app = http::router(state, &Limits::default());
     let rt = tokio::runtime::Builder::new_current_thread()

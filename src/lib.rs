@@ -37,6 +37,9 @@ pub enum StartError {
     /// The demo user's hash could not be made.
     #[error("cannot hash the demo password: {0}")]
     DemoHash(String),
+    /// The password hashing threads could not be started.
+    #[error("cannot start password hashing threads: {0}")]
+    Threads(std::io::Error),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -67,7 +70,10 @@ impl Application {
         let state = AppState {
             tokens: Arc::new(keys),
             users: Arc::new(users),
-            hashing: Arc::new(HashPool::new(config.hash_concurrency, config.hash_queue)),
+            hashing: Arc::new(
+                HashPool::new(config.hash_concurrency, config.hash_queue)
+                    .map_err(StartError::Threads)?,
+            ),
         };
         let router = http::router(state, &config.limits);
         let listener =

@@ -1,37 +1,46 @@
-//! Bounded password hashing: at most `concurrency` hashes run at once, on tokio's blocking threads
-//! (never on the async workers), with at most `queue` more waiting. Past that a caller is told
-//! [`Busy`] at once instead of piling up memory (each argon2id hash holds 19 MiB while it runs).
+//! Bounded password hashing: a fixed set of `concurrency` threads of our own (never the async
+//! workers) takes jobs from a queue of at most `queue` places. Past that a caller is told [`Busy`]
+//! at once instead of piling up. Fixed threads also bound memory: each argon2id hash needs 19 MiB,
+//! and the allocator keeps that memory per thread, so `concurrency` threads hold at most
+//! `concurrency` such buffers (tokio's blocking pool would spread them over up to 512 threads).
 
-use std::sync::Arc;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::Semaphore;
-
-/// Every hashing slot and every queue place is taken.
+/// Every hashing thread is busy and every queue place is taken (or the pool is gone).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("password hashing is saturated")]
 pub struct Busy;
 
+type Job = Box<dyn FnOnce() + Send>;
+
 /// A bounded pool for password hashing work.
 #[derive(Debug)]
 pub struct HashPool {
-    permits: Arc<Semaphore>,
-    /// Requests admitted: running plus waiting.
-    admitted: AtomicUsize,
-    limit: usize,
+    jobs: SyncSender<Job>,
+    in_flight: Arc<AtomicUsize>,
     concurrency: usize,
 }
 
 impl HashPool {
-    /// A pool running at most `concurrency` jobs at once (at least 1) with at most `queue` waiting.
-    pub fn new(concurrency: usize, queue: usize) -> Self {
+    /// Starts `concurrency` hashing threads (at least 1) with a queue of `queue` places.
+    pub fn new(concurrency: usize, queue: usize) -> std::io::Result<Self> {
         let concurrency = concurrency.max(1);
-        Self {
-            permits: Arc::new(Semaphore::new(concurrency)),
-            admitted: AtomicUsize::new(0),
-            limit: concurrency + queue,
-            concurrency,
+        let (jobs, inbox) = sync_channel::<Job>(queue);
+        let inbox = Arc::new(Mutex::new(inbox));
+        for i in 0..concurrency {
+            let inbox = Arc::clone(&inbox);
+            std::thread::Builder::new()
+                .name(format!("authd-hash-{i}"))
+                .spawn(move || work(&inbox))?;
         }
+        Ok(Self {
+            jobs,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            concurrency,
+        })
     }
 
     /// How many jobs may run at once.
@@ -39,43 +48,53 @@ impl HashPool {
         self.concurrency
     }
 
-    /// Jobs hashing right now.
+    /// Jobs running right now.
     pub fn in_flight(&self) -> usize {
-        self.concurrency - self.permits.available_permits()
+        self.in_flight.load(Ordering::Acquire)
     }
 
-    /// Runs `job` on a blocking thread once a slot is free, or answers [`Busy`] at once when the
-    /// queue is full. If the caller goes away while waiting, its place is freed; once started, a
-    /// job runs to the end and holds its slot until then.
+    /// Runs `job` on a hashing thread, or answers [`Busy`] at once when the queue is full. A job
+    /// whose caller went away while it waited in the queue is skipped.
     pub async fn run<T, F>(&self, job: F) -> Result<T, Busy>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let admitted = self.admitted.fetch_add(1, Ordering::AcqRel);
-        let _place = Place(&self.admitted);
-        if admitted >= self.limit {
-            return Err(Busy);
-        }
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| Busy)?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            job()
-        })
-        .await
-        .map_err(|_| Busy)
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let in_flight = Arc::clone(&self.in_flight);
+        let job: Job = Box::new(move || {
+            if done.is_closed() {
+                return;
+            }
+            in_flight.fetch_add(1, Ordering::AcqRel);
+            let out = catch_unwind(AssertUnwindSafe(job));
+            in_flight.fetch_sub(1, Ordering::AcqRel);
+            match out {
+                Ok(out) => {
+                    let _ = done.send(out);
+                }
+                Err(_) => tracing::error!("a password hashing job panicked"),
+            }
+        });
+        self.jobs.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) | TrySendError::Disconnected(_) => Busy,
+        })?;
+        answer.await.map_err(|_| Busy)
     }
 }
 
-/// Gives back an admission place when the request is done or dropped.
-struct Place<'a>(&'a AtomicUsize);
-
-impl Drop for Place<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+fn work(inbox: &Mutex<Receiver<Job>>) {
+    loop {
+        // The lock is held only while waiting for the next job, not while it runs.
+        let job = match inbox.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        match job {
+            Ok(job) => job(),
+            // The pool was dropped: no more jobs will come.
+            Err(_) => return,
+        }
     }
 }
 
@@ -87,7 +106,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn jobs_beyond_concurrency_plus_queue_are_busy_at_once() {
-        let pool = Arc::new(HashPool::new(1, 1));
+        let pool = Arc::new(HashPool::new(1, 1).unwrap());
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let (started_tx, started_rx) = mpsc::channel::<()>();
         let p = Arc::clone(&pool);
@@ -105,15 +124,30 @@ mod tests {
         assert_eq!(pool.in_flight(), 1);
         let p = Arc::clone(&pool);
         let queued = tokio::spawn(async move { p.run(|| 2).await });
-        // Let the second job take its queue place.
-        while pool.admitted.load(Ordering::Acquire) < 2 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
+        // Wait until the second job holds the one queue place: then a third is refused.
+        let mut refused = false;
+        for _ in 0..1000 {
+            match pool.run(|| 3).await {
+                Err(Busy) => {
+                    refused = true;
+                    break;
+                }
+                Ok(3) => tokio::time::sleep(Duration::from_millis(1)).await,
+                Ok(other) => panic!("unexpected {other}"),
+            }
         }
-        assert_eq!(pool.run(|| 3).await, Err(Busy));
+        assert!(refused, "a job beyond the queue was not refused");
         release_tx.send(()).unwrap();
         assert_eq!(running.await.unwrap(), Ok(1));
         assert_eq!(queued.await.unwrap(), Ok(2));
         assert_eq!(pool.run(|| 4).await, Ok(4));
-        assert_eq!(pool.admitted.load(Ordering::Acquire), 0);
+        assert_eq!(pool.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_does_not_kill_its_thread() {
+        let pool = HashPool::new(1, 4).unwrap();
+        assert_eq!(pool.run(|| -> u8 { panic!("boom") }).await, Err(Busy));
+        assert_eq!(pool.run(|| 7).await, Ok(7));
     }
 }
