@@ -13,7 +13,22 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::HashPassword) => hash_password(),
+        Some(Command::Sessions(command)) => sessions(&command, &cli.serve.database_url()),
         None => serve(cli),
+    }
+}
+
+fn sessions(command: &authd::config::SessionsCommand, database_url: &str) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    match runtime.block_on(authd::admin::sessions_command(command, database_url)) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
     }
 }
 
