@@ -317,7 +317,7 @@ pub struct Binary {
     pub base: String,
     pub client: reqwest::Client,
     pub output: Arc<Mutex<String>>,
-    _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
 }
 
 impl Binary {
@@ -370,7 +370,7 @@ impl Binary {
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),
             output,
-            _dir: dir,
+            dir,
         }
     }
 

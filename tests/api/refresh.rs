@@ -253,3 +253,29 @@ async fn healthz_reports_the_store(db: TestDb) {
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body, serde_json::json!({"status": "ok", "store": "ok"}));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_removed_from_the_users_file_can_no_longer_refresh() {
+    let db = TestDb::sqlite();
+    let before = spawn_app_on(&db, |_, _| {}).await;
+    let tokens = before.tokens().await;
+    // The same database, served with a users file that no longer has `user`.
+    let after = spawn_app_on(&db, |c, dir| {
+        let users = dir.join("users-without-user");
+        std::fs::write(
+            &users,
+            format!("someone-else:{}\n", crate::helpers::password_hash()),
+        )
+        .unwrap();
+        c.users = authd::config::UsersSource::File(users);
+    })
+    .await;
+    assert_message(
+        after.refresh(&tokens.refresh_token).await,
+        401,
+        "Refresh token is invalid!",
+    )
+    .await;
+    // And the session is over, wherever the token is presented next.
+    assert_eq!(before.refresh(&tokens.refresh_token).await.status(), 401);
+}
