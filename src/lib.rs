@@ -126,9 +126,11 @@ impl Application {
         self.local_addr
     }
 
-    /// Serves until Ctrl-C or SIGTERM.
-    pub async fn run(self) {
-        self.run_until(server::shutdown_signal()).await;
+    /// Serves until Ctrl-C or SIGTERM. The signal handlers are in place when this returns its
+    /// future, before the first poll.
+    pub fn run(self) -> impl Future<Output = ()> {
+        let shutdown = server::shutdown_signal();
+        self.run_until(shutdown)
     }
 
     /// Serves until `shutdown` completes, then drains in-flight requests. Expired sessions and

@@ -54,8 +54,11 @@ fn serve(cli: Cli) -> ExitCode {
                  AUTHD_SECRET_KEY is set). For trying authd out only; never in production."
             );
         }
-        tracing::info!("listening on http://{}", app.local_addr());
-        app.run().await;
+        // Signal handlers first: the "listening on" line tells scripts they may send SIGTERM.
+        let addr = app.local_addr();
+        let running = app.run();
+        tracing::info!("listening on http://{addr}");
+        running.await;
         ExitCode::SUCCESS
     })
 }
