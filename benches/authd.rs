@@ -4,15 +4,14 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
-use std::sync::Arc;
 
-use authd::config::Limits;
 use authd::tokens::{TokenKeys, TokenSettings};
 use authd::transport::{find_token, parse_basic};
-use authd::users::{HashPool, Users, hash_password};
-use authd::{AppState, http};
+use authd::users::hash_password;
+use authd::{Application, Cli, Config};
 use axum::body::Body;
 use axum::http::{Request, header};
+use clap::Parser as _;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tower::ServiceExt as _;
 
@@ -50,17 +49,22 @@ fn parsers(c: &mut Criterion) {
 }
 
 fn router(c: &mut Criterion) {
-    let line = format!("user:{}", hash_password(b"password").unwrap());
-    let state = AppState {
-        tokens: Arc::new(keys()),
-        users: Arc::new(Users::parse(&line, "bench").unwrap()),
-        hashing: Arc::new(HashPool::new(1, 32).unwrap()),
-    };
-    let app = http::router(state, &Limits::default());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    // The demo configuration: the tutorial's user, an in-memory store, a given secret.
+    let cli = Cli::try_parse_from([
+        "authd",
+        "--demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--secret-key",
+        std::str::from_utf8(SECRET).unwrap(),
+    ])
+    .unwrap();
+    let config = Config::from_args(cli.serve).unwrap();
+    let app = rt.block_on(Application::build(config)).unwrap().router();
     let token = keys().issue("user", authd::tokens::now()).unwrap().token;
     let uri = format!("/protected?token={token}");
     c.bench_function("router/protected", |b| {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README's one test command and as CI runs it:
 # sets up what the tests need that cargo does not bring (a Python venv with PyJWT, for the
-# interoperability tests), then runs every test against the release build of authd.
+# interoperability tests; the local PostgreSQL, when one answers, for the store tests), then runs
+# every test against the release build of authd.
 # Extra arguments go to `cargo test` (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,5 +15,15 @@ if ! "$venv/bin/python" -c 'import jwt' 2>/dev/null; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'PyJWT>=2.8,<3'
 fi
 export AUTHD_TEST_PYTHON="$PWD/$venv/bin/python"
+
+# The store tests run on SQLite always and on PostgreSQL when AUTHD_TEST_DATABASE_URL is set (each
+# test in its own schema). Unset, a PostgreSQL answering on 127.0.0.1:5432 is used; without one they
+# say SKIPPED (and fail under AUTHD_TEST_REQUIRE_ALL=1).
+if [ -z "${AUTHD_TEST_DATABASE_URL:-}" ]; then
+  if { command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432 -t 3; } ||
+     timeout 3 bash -c '</dev/tcp/127.0.0.1/5432' 2>/dev/null; then
+    export AUTHD_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test
+  fi
+fi
 
 cargo test --release "$@"

@@ -7,8 +7,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use secrecy::{ExposeSecret, SecretSlice};
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
+use crate::proxies::{BadProxy, TrustedProxies};
+use crate::sessions::SessionSettings;
+use crate::store::{DEFAULT_DATABASE_URL, MEMORY_DATABASE_URL, StoreOptions};
+use crate::throttle::{ASVS_MAX_FAILURES_PER_HOUR, ThrottleSettings};
 use crate::tokens::TokenSettings;
 
 /// Shortest secret accepted, in bytes: HS256's key should be at least as long as its 256-bit hash
@@ -48,6 +52,27 @@ pub enum Command {
     /// Read a password from standard input (no echo on a terminal) and print its argon2id hash,
     /// for a line `name:hash` of the users file.
     HashPassword,
+    /// List or end sessions (refresh-token families) in the database of AUTHD_DATABASE_URL.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+}
+
+/// `authd sessions ...`.
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// Show live sessions: id, user, start, last refresh, expiries (never a token).
+    List {
+        /// Only this user's sessions.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// End every session of a user (after a password change, say). Access tokens already
+    /// issued stay valid until their `exp`.
+    Revoke {
+        /// The user.
+        #[arg(long)]
+        user: String,
+    },
 }
 
 /// The server's flags; each has an environment variable.
@@ -91,6 +116,43 @@ pub struct ServeArgs {
     /// Time a client has to send a request's headers; the connection is closed past it.
     #[arg(long, env = "AUTHD_HEADER_READ_TIMEOUT", default_value = "10s")]
     pub header_read_timeout: String,
+    /// Where sessions and login counters live: `sqlite://data/authd.db` (the default; created on
+    /// first start) or `postgres://user:password@host/db` for several instances. `--demo`
+    /// without it keeps them in memory.
+    #[arg(long, env = "AUTHD_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Refresh-token lifetime: how long a session may go unused.
+    #[arg(long, env = "AUTHD_REFRESH_TTL", default_value = "14d")]
+    pub refresh_ttl: String,
+    /// Absolute session lifetime from its login, however often it is refreshed.
+    #[arg(long, env = "AUTHD_SESSION_LIFETIME", default_value = "30d")]
+    pub session_lifetime: String,
+    /// Failed logins allowed per username in one window; past it, a ban.
+    #[arg(long, env = "AUTHD_THROTTLE_USER_MAX", default_value_t = 5)]
+    pub throttle_user_max: u32,
+    /// Failed logins allowed per client address in one window; past it, a ban.
+    #[arg(long, env = "AUTHD_THROTTLE_ADDRESS_MAX", default_value_t = 20)]
+    pub throttle_address_max: u32,
+    /// The window failed logins are counted in.
+    #[arg(long, env = "AUTHD_THROTTLE_WINDOW", default_value = "5m")]
+    pub throttle_window: String,
+    /// How long a user or address is refused (429) once past its limit.
+    #[arg(long, env = "AUTHD_THROTTLE_BAN", default_value = "5m")]
+    pub throttle_ban: String,
+    /// Reverse proxies whose X-Forwarded-For is believed: IPs and CIDRs, comma-separated.
+    #[arg(long, env = "AUTHD_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
+}
+
+impl ServeArgs {
+    /// The database URL: the configured one, else in memory for `--demo`, else the default file.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) if !url.trim().is_empty() => url.trim().to_owned(),
+            _ if self.demo => MEMORY_DATABASE_URL.to_owned(),
+            _ => DEFAULT_DATABASE_URL.to_owned(),
+        }
+    }
 }
 
 /// Where the users come from.
@@ -156,6 +218,18 @@ pub struct Config {
     pub hash_queue: usize,
     /// Demo mode (for the warning it logs).
     pub demo: bool,
+    /// The sessions database (`sqlite:...` or `postgres://...`); may hold a password.
+    pub database_url: SecretString,
+    /// Pool size and time limits of the store.
+    pub store: StoreOptions,
+    /// Refresh-token and session lifetimes.
+    pub sessions: SessionSettings,
+    /// Failed-login limits.
+    pub throttle: ThrottleSettings,
+    /// Proxies whose X-Forwarded-For is believed.
+    pub trusted_proxies: TrustedProxies,
+    /// How often expired sessions and counters are deleted.
+    pub cleanup_interval: Duration,
 }
 
 /// A reason to refuse to start.
@@ -215,6 +289,12 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+    /// An entry of AUTHD_TRUSTED_PROXIES does not parse.
+    #[error("AUTHD_TRUSTED_PROXIES: {0}")]
+    BadProxy(#[from] BadProxy),
+    /// Throttle limits that are zero or too loose.
+    #[error("{0}")]
+    BadThrottle(String),
     /// The OS gave no random bytes for the demo secret.
     #[error("cannot get random bytes for the demo secret: {0}")]
     Random(String),
@@ -230,6 +310,7 @@ impl Config {
         if args.demo && !listen.ip().is_loopback() {
             return Err(ConfigError::DemoNotLoopback(listen));
         }
+        let database_url = SecretString::from(args.database_url());
         let secret = match (args.secret_key, args.secret_key_file) {
             (Some(_), Some(_)) => return Err(ConfigError::TwoSecrets),
             (Some(s), None) => Some(s.into_bytes()),
@@ -260,6 +341,22 @@ impl Config {
         let request_timeout = parse_duration("AUTHD_REQUEST_TIMEOUT", &args.request_timeout)?;
         let header_read_timeout =
             parse_duration("AUTHD_HEADER_READ_TIMEOUT", &args.header_read_timeout)?;
+        let sessions = SessionSettings {
+            refresh_ttl: parse_duration("AUTHD_REFRESH_TTL", &args.refresh_ttl)?,
+            lifetime: parse_duration("AUTHD_SESSION_LIFETIME", &args.session_lifetime)?,
+        };
+        let throttle = ThrottleSettings {
+            user_max: args.throttle_user_max,
+            address_max: args.throttle_address_max,
+            window: parse_duration("AUTHD_THROTTLE_WINDOW", &args.throttle_window)?,
+            ban: parse_duration("AUTHD_THROTTLE_BAN", &args.throttle_ban)?,
+        };
+        check_throttle(&throttle)?;
+        let trusted_proxies = args
+            .trusted_proxies
+            .as_deref()
+            .unwrap_or_default()
+            .parse::<TrustedProxies>()?;
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Ok(Self {
             listen,
@@ -278,6 +375,12 @@ impl Config {
             hash_concurrency: args.hash_concurrency.unwrap_or(cores).max(1),
             hash_queue: args.hash_queue,
             demo: args.demo,
+            database_url,
+            store: StoreOptions::default(),
+            sessions,
+            throttle,
+            trusted_proxies,
+            cleanup_interval: Duration::from_secs(10 * 60),
         })
     }
 
@@ -285,6 +388,25 @@ impl Config {
     pub fn secret_bytes(&self) -> &[u8] {
         self.secret.expose_secret()
     }
+}
+
+/// Refuses zero limits and limits that would let an account see more than ASVS's 100 failed
+/// attempts an hour.
+pub fn check_throttle(t: &ThrottleSettings) -> Result<(), ConfigError> {
+    if t.user_max == 0 || t.address_max == 0 {
+        return Err(ConfigError::BadThrottle(
+            "AUTHD_THROTTLE_USER_MAX and AUTHD_THROTTLE_ADDRESS_MAX must be at least 1".into(),
+        ));
+    }
+    let worst = t.worst_case_failures_per_hour();
+    if worst > ASVS_MAX_FAILURES_PER_HOUR {
+        return Err(ConfigError::BadThrottle(format!(
+            "AUTHD_THROTTLE_USER_MAX {} per AUTHD_THROTTLE_WINDOW {}s allows up to {worst} failed logins an hour on one account; OWASP ASVS 2.2.1 allows {ASVS_MAX_FAILURES_PER_HOUR}: lower the limit or lengthen the window",
+            t.user_max,
+            t.window.as_secs()
+        )));
+    }
+    Ok(())
 }
 
 fn read_secret_file(path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
@@ -358,6 +480,23 @@ mod tests {
         assert_eq!(p("90"), Duration::from_secs(90));
         assert!(parse_duration("X", "0").is_err());
         assert!(parse_duration("X", "soon").is_err());
+        assert_eq!(p("14d"), Duration::from_secs(14 * 86400));
+    }
+
+    #[test]
+    fn throttle_limits_beyond_asvs_or_zero_are_refused() {
+        assert!(check_throttle(&ThrottleSettings::default()).is_ok());
+        let loose = ThrottleSettings {
+            user_max: 10,
+            ..ThrottleSettings::default()
+        };
+        let err = check_throttle(&loose).unwrap_err().to_string();
+        assert!(err.contains("ASVS"), "{err}");
+        let zero = ThrottleSettings {
+            address_max: 0,
+            ..ThrottleSettings::default()
+        };
+        assert!(check_throttle(&zero).is_err());
     }
 
     #[test]

@@ -1,13 +1,20 @@
 //! authd: a small, fast, secure JWT auth server.
 //!
-//! `POST /login` takes HTTP Basic credentials and answers an HS256 access token; `GET /protected`
-//! answers only for a valid token. [`Application::build`] makes the whole server from a
-//! [`Config`], the same way in `main` and in tests; [`tokens`] and [`users`] are plain Rust.
+//! `POST /login` takes HTTP Basic credentials and answers an HS256 access token and a refresh
+//! token; `GET /protected` answers only for a valid access token; `POST /refresh` and
+//! `POST /logout` rotate and end sessions. [`Application::build`] makes the whole server from a
+//! [`Config`], the same way in `main` and in tests; [`tokens`], [`users`], [`store`],
+//! [`sessions`], [`throttle`] and [`proxies`] are plain Rust.
 
+pub mod admin;
 pub mod config;
 pub mod http;
+pub mod proxies;
 pub mod server;
+pub mod sessions;
+pub mod store;
 pub mod telemetry;
+pub mod throttle;
 pub mod tokens;
 pub mod transport;
 pub mod users;
@@ -23,7 +30,16 @@ pub use http::{ApiError, AppState, Authenticated};
 pub use tokens::{Claims, TokenKeys, TokenSettings};
 
 use config::{Limits, UsersSource};
+use secrecy::ExposeSecret as _;
+use sessions::Sessions;
+use store::{Store, StoreError};
+use throttle::Throttle;
 use users::{HashPool, Users, UsersError};
+
+/// Rows deleted per statement by the background cleanup, so that one pass never holds a long lock.
+const CLEANUP_BATCH: i64 = 1000;
+/// Batches one cleanup pass may run; what is left waits for the next pass.
+const CLEANUP_MAX_BATCHES: usize = 100;
 
 /// A reason the server could not start after its configuration was checked.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +56,9 @@ pub enum StartError {
     /// The password hashing threads could not be started.
     #[error("cannot start password hashing threads: {0}")]
     Threads(std::io::Error),
+    /// The database could not be opened or migrated.
+    #[error("cannot open the database (AUTHD_DATABASE_URL): {0}")]
+    Store(#[from] StoreError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -56,6 +75,9 @@ pub struct Application {
     router: axum::Router,
     limits: Limits,
     local_addr: SocketAddr,
+    sessions: Sessions,
+    throttle: Throttle,
+    cleanup_interval: std::time::Duration,
 }
 
 impl Application {
@@ -67,6 +89,10 @@ impl Application {
         };
         let keys = TokenKeys::new(config.secret_bytes(), config.tokens.clone())
             .map_err(|e| StartError::Keys(e.to_string()))?;
+        let store = Store::open(config.database_url.expose_secret(), &config.store).await?;
+        tracing::info!(backend = ?store.backend(), "database ready");
+        let sessions = Sessions::new(store.clone(), config.sessions.clone());
+        let throttle = Throttle::new(store, config.throttle.clone());
         let state = AppState {
             tokens: Arc::new(keys),
             users: Arc::new(users),
@@ -74,6 +100,9 @@ impl Application {
                 HashPool::new(config.hash_concurrency, config.hash_queue)
                     .map_err(StartError::Threads)?,
             ),
+            sessions: sessions.clone(),
+            throttle: throttle.clone(),
+            proxies: Arc::new(config.trusted_proxies.clone()),
         };
         let router = http::router(state, &config.limits);
         let listener =
@@ -92,7 +121,15 @@ impl Application {
             router,
             limits: config.limits,
             local_addr,
+            sessions,
+            throttle,
+            cleanup_interval: config.cleanup_interval,
         })
+    }
+
+    /// The application's router, for driving it in-process without the network (benchmarks).
+    pub fn router(&self) -> axum::Router {
+        self.router.clone()
     }
 
     /// The bound address (with the real port when the configuration asked for port 0).
@@ -100,15 +137,56 @@ impl Application {
         self.local_addr
     }
 
-    /// Serves until Ctrl-C or SIGTERM.
-    pub async fn run(self) -> std::io::Result<()> {
-        let shutdown = server::shutdown_signal()?;
-        self.run_until(shutdown).await;
-        Ok(())
+    /// Serves until Ctrl-C or SIGTERM. The signal handlers are in place when this returns its
+    /// future, before the first poll.
+    pub fn run(self) -> impl Future<Output = ()> {
+        let shutdown = server::shutdown_signal();
+        self.run_until(shutdown)
     }
 
-    /// Serves until `shutdown` completes, then drains in-flight requests.
+    /// Serves until `shutdown` completes, then drains in-flight requests. Expired sessions and
+    /// counters are deleted in the background meanwhile.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
+        let cleanup = tokio::spawn(cleanup_loop(
+            self.sessions.clone(),
+            self.throttle.clone(),
+            self.cleanup_interval,
+        ));
         server::serve(self.listener, self.router, &self.limits, shutdown).await;
+        cleanup.abort();
+        self.sessions.store().close().await;
     }
+}
+
+/// Every `interval`, deletes expired refresh tokens, dead sessions and stale throttle counters,
+/// in bounded batches. Errors are logged and retried at the next tick.
+async fn cleanup_loop(sessions: Sessions, throttle: Throttle, interval: std::time::Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match remove_expired(&sessions, &throttle, tokens::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(target: "authd::cleanup", rows = n, "expired rows deleted"),
+            Err(e) => tracing::warn!(target: "authd::cleanup", error = %e, "cleanup failed"),
+        }
+    }
+}
+
+/// One cleanup pass at `now`: how many rows went.
+pub async fn remove_expired(
+    sessions: &Sessions,
+    throttle: &Throttle,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let mut total = 0;
+    for _ in 0..CLEANUP_MAX_BATCHES {
+        let n = sessions.remove_expired(now, CLEANUP_BATCH).await?
+            + throttle.remove_expired(now, CLEANUP_BATCH).await?;
+        total += n;
+        if n == 0 {
+            break;
+        }
+    }
+    Ok(total)
 }

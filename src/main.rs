@@ -13,7 +13,22 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::HashPassword) => hash_password(),
+        Some(Command::Sessions(command)) => sessions(&command, &cli.serve.database_url()),
         None => serve(cli),
+    }
+}
+
+fn sessions(command: &authd::config::SessionsCommand, database_url: &str) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    match runtime.block_on(authd::admin::sessions_command(command, database_url)) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
     }
 }
 
@@ -39,13 +54,11 @@ fn serve(cli: Cli) -> ExitCode {
                  AUTHD_SECRET_KEY is set). For trying authd out only; never in production."
             );
         }
-        // Signal handlers first: from the moment we say we listen, SIGTERM means a clean stop.
-        let shutdown = match authd::server::shutdown_signal() {
-            Ok(s) => s,
-            Err(e) => return fail(&e),
-        };
-        tracing::info!("listening on http://{}", app.local_addr());
-        app.run_until(shutdown).await;
+        // Signal handlers first: the "listening on" line tells scripts they may send SIGTERM.
+        let addr = app.local_addr();
+        let running = app.run();
+        tracing::info!("listening on http://{addr}");
+        running.await;
         ExitCode::SUCCESS
     })
 }

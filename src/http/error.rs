@@ -9,6 +9,24 @@ use super::json::message;
 /// Everything an HTTP handler can answer with instead of success.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
+    /// A refresh token that is unknown, expired, spent or revoked: 401 "Refresh token is invalid!".
+    #[error("Refresh token is invalid!")]
+    RefreshTokenInvalid,
+    /// Login refused by the throttle: 429 "Too many attempts" with `Retry-After` (seconds).
+    #[error("Too many attempts")]
+    TooManyAttempts {
+        /// Seconds until the ban ends.
+        retry_after: u64,
+    },
+    /// The store is down or too slow: 503 "Service unavailable". The cause is logged.
+    #[error("Service unavailable")]
+    StoreUnavailable,
+    /// A request body that is not what the route takes: 400 with what was expected.
+    #[error("{0}")]
+    BadRequest(&'static str),
+    /// A body in a format the route does not take: 415.
+    #[error("Unsupported Media Type")]
+    UnsupportedMediaType,
     /// Login with wrong, missing or malformed credentials: 401 "Could not verify".
     #[error("Could not verify")]
     CouldNotVerify,
@@ -39,7 +57,11 @@ impl ApiError {
     /// The status code of this error.
     pub fn status(self) -> StatusCode {
         match self {
-            Self::CouldNotVerify => StatusCode::UNAUTHORIZED,
+            Self::CouldNotVerify | Self::RefreshTokenInvalid => StatusCode::UNAUTHORIZED,
+            Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TokenMissing | Self::TokenInvalid => StatusCode::FORBIDDEN,
             Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::UriTooLong => StatusCode::URI_TOO_LONG,
@@ -62,6 +84,10 @@ impl IntoResponse for ApiError {
             Self::Busy => {
                 res.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::TooManyAttempts { retry_after } => {
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             }
             _ => {}
         }

@@ -1,4 +1,5 @@
-//! `POST /login`: HTTP Basic credentials in, an access token out.
+//! `POST /login`: HTTP Basic credentials in, an access token and a refresh token out; failed
+//! attempts counted by the throttle, which refuses (429) before any password is hashed.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -7,12 +8,16 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use super::AppState;
+use super::client_addr::ClientAddr;
 use super::error::ApiError;
 use super::json::json;
+use crate::sessions::SessionError;
+use crate::store::StoreError;
+use crate::throttle::ThrottleError;
 use crate::tokens;
 use crate::transport::parse_basic;
 
-/// A successful login.
+/// A successful login or refresh.
 #[derive(Debug, Serialize)]
 pub struct LoginResponse {
     /// The access token (the tutorial's field).
@@ -21,20 +26,32 @@ pub struct LoginResponse {
     pub token_type: &'static str,
     /// Seconds until the token expires.
     pub expires_in: u64,
+    /// The refresh token: opaque, for `POST /refresh` and `POST /logout` only.
+    pub refresh_token: String,
 }
 
-/// Checks the Basic credentials (one password hash, in the bounded pool) and issues a token.
+/// Checks the throttle, then the Basic credentials (one password hash, in the bounded pool), and
+/// issues an access token and starts a session.
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let creds = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| parse_basic(v.as_bytes()))
         .ok_or(ApiError::CouldNotVerify)?;
-    let users = state.users.clone();
     let username = creds.username;
     let password = creds.password;
+    let attempt = match state.throttle.begin(&username, client, tokens::now()).await {
+        Ok(a) => a,
+        Err(ThrottleError::Limited { retry_after }) => {
+            tracing::info!(target: "authd::login", outcome = "throttled", "login refused");
+            return Err(ApiError::TooManyAttempts { retry_after });
+        }
+        Err(ThrottleError::Store(e)) => return Err(store_unavailable(&e)),
+    };
+    let users = state.users.clone();
     let name = username.clone();
     let ok = state
         .hashing
@@ -45,7 +62,28 @@ pub async fn login(
         tracing::info!(target: "authd::login", outcome = "bad_credentials", "login refused");
         return Err(ApiError::CouldNotVerify);
     }
-    let issued = state.tokens.issue(&username, tokens::now()).map_err(|e| {
+    let now = tokens::now();
+    state
+        .throttle
+        .succeeded(&attempt, now)
+        .await
+        .map_err(|e| store_unavailable(&e))?;
+    let refresh_token = state
+        .sessions
+        .start(&username, now)
+        .await
+        .map_err(|e| session_failure(&e))?;
+    token_response(&state, &username, refresh_token.0, now)
+}
+
+/// The answer to a login or a refresh: a new access token beside `refresh_token`, not cacheable.
+pub(super) fn token_response(
+    state: &AppState,
+    username: &str,
+    refresh_token: String,
+    now: i64,
+) -> Result<Response, ApiError> {
+    let issued = state.tokens.issue(username, now).map_err(|e| {
         tracing::error!(error = %e, "cannot sign a token");
         ApiError::Internal
     })?;
@@ -55,6 +93,7 @@ pub async fn login(
             token: issued.token,
             token_type: "Bearer",
             expires_in: issued.expires_in,
+            refresh_token,
         },
     );
     // RFC 6749 §5.1: answers carrying tokens must not be cached.
@@ -63,4 +102,22 @@ pub async fn login(
     res.headers_mut()
         .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(res)
+}
+
+/// Logs why the store failed and answers 503.
+pub(super) fn store_unavailable(e: &StoreError) -> ApiError {
+    tracing::error!(error = %e, "store unavailable");
+    ApiError::StoreUnavailable
+}
+
+/// Maps a failure to start or rotate a session.
+pub(super) fn session_failure(e: &SessionError) -> ApiError {
+    match e {
+        SessionError::Invalid | SessionError::Reused => ApiError::RefreshTokenInvalid,
+        SessionError::Store(e) => store_unavailable(e),
+        SessionError::Random(e) => {
+            tracing::error!(error = %e, "no random bytes for a refresh token");
+            ApiError::Internal
+        }
+    }
 }

@@ -1,11 +1,13 @@
 //! The HTTP layer: routes, the shared state handlers reach, middleware, and the one error type.
 
 mod auth;
+mod client_addr;
 mod error;
 mod json;
 mod login;
 mod middleware;
 mod protected;
+mod refresh;
 
 use std::sync::Arc;
 
@@ -21,15 +23,21 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use auth::Authenticated;
+pub use client_addr::ClientAddr;
 pub use error::{ApiError, BASIC_CHALLENGE};
 pub use login::LoginResponse;
 pub use middleware::HeadLimits;
+pub use refresh::RefreshRequest;
 
 use crate::config::Limits;
+use crate::proxies::TrustedProxies;
+use crate::sessions::Sessions;
+use crate::throttle::Throttle;
 use crate::tokens::TokenKeys;
 use crate::users::{HashPool, Users};
 
-/// What handlers share: keys built once, the users, the hashing pool.
+/// What handlers share: keys built once, the users, the hashing pool, the store's sessions and
+/// login counters, the trusted proxies.
 #[derive(Clone)]
 pub struct AppState {
     /// Signing and verifying keys.
@@ -38,11 +46,23 @@ pub struct AppState {
     pub users: Arc<Users>,
     /// Bounded password hashing.
     pub hashing: Arc<HashPool>,
+    /// Refresh-token families.
+    pub sessions: Sessions,
+    /// Failed-login counters.
+    pub throttle: Throttle,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub proxies: Arc<TrustedProxies>,
 }
 
 impl FromRef<AppState> for Arc<TokenKeys> {
     fn from_ref(state: &AppState) -> Self {
         Arc::clone(&state.tokens)
+    }
+}
+
+impl FromRef<AppState> for Arc<TrustedProxies> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.proxies)
     }
 }
 
@@ -54,6 +74,8 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
     };
     Router::new()
         .route("/login", post(login::login))
+        .route("/refresh", post(refresh::refresh))
+        .route("/logout", post(refresh::logout))
         .route("/protected", get(protected::protected))
         .route("/healthz", get(protected::healthz))
         .fallback(|| async { StatusCode::NOT_FOUND })

@@ -110,6 +110,11 @@ impl Users {
         self.by_name.len()
     }
 
+    /// Whether `name` is a user (no hashing).
+    pub fn contains(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
     /// Whether there are none (never true for a loaded file).
     pub fn is_empty(&self) -> bool {
         self.by_name.is_empty()

@@ -120,7 +120,7 @@ async fn unknown_path_wrong_method_and_health_answer_json() {
     assert_eq!(res.status(), 200);
     assert_eq!(
         res.json::<serde_json::Value>().await.unwrap(),
-        serde_json::json!({"status": "ok"})
+        serde_json::json!({"status": "ok", "store": "ok"})
     );
 }
 

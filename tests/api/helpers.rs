@@ -8,9 +8,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use authd::config::{Limits, UsersSource};
+use authd::proxies::TrustedProxies;
+use authd::sessions::SessionSettings;
+use authd::store::StoreOptions;
+use authd::throttle::ThrottleSettings;
 use authd::{Application, Config, TokenSettings};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use secrecy::SecretSlice;
+use secrecy::{SecretSlice, SecretString};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -47,6 +51,13 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
+/// What `/login` and `/refresh` answer on success.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Tokens {
+    pub token: String,
+    pub refresh_token: String,
+}
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
@@ -67,6 +78,34 @@ impl TestApp {
         assert_eq!(res.status(), 200);
         let body: serde_json::Value = res.json().await.unwrap();
         body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Logs in as the test user and returns both tokens.
+    pub async fn tokens(&self) -> Tokens {
+        let res = self.login(USER, PASSWORD).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["cache-control"], "no-store");
+        res.json().await.unwrap()
+    }
+
+    /// `POST /refresh` with a JSON body.
+    pub async fn refresh(&self, refresh_token: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/refresh"))
+            .json(&serde_json::json!({ "refresh_token": refresh_token }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /logout` with a JSON body.
+    pub async fn logout(&self, refresh_token: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/logout"))
+            .json(&serde_json::json!({ "refresh_token": refresh_token }))
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn protected_with_query(&self, token: &str) -> reqwest::Response {
@@ -92,6 +131,12 @@ pub fn test_config(dir: &Path) -> Config {
         hash_concurrency: 2,
         hash_queue: 32,
         demo: false,
+        database_url: SecretString::from(authd::store::MEMORY_DATABASE_URL),
+        store: StoreOptions::default(),
+        sessions: SessionSettings::default(),
+        throttle: ThrottleSettings::default(),
+        trusted_proxies: TrustedProxies::default(),
+        cleanup_interval: Duration::from_secs(600),
     }
 }
 
@@ -118,6 +163,131 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config, &Path)) -> TestApp 
         _stop: stop,
         _dir: dir,
     }
+}
+
+/// Whether optional parts (PyJWT, PostgreSQL) must be there: `AUTHD_TEST_REQUIRE_ALL=1`, as in CI.
+pub fn require_all() -> bool {
+    std::env::var("AUTHD_TEST_REQUIRE_ALL").as_deref() == Ok("1")
+}
+
+/// A database of its own for one test: a SQLite file in a temp dir, or a fresh schema in the
+/// PostgreSQL of `AUTHD_TEST_DATABASE_URL` (dropped at the end), so that tests run in parallel.
+pub struct TestDb {
+    pub url: String,
+    pub engine: &'static str,
+    pg: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/authd.db", dir.path().display());
+        TestDb {
+            url,
+            engine: "sqlite",
+            pg: None,
+            _dir: Some(dir),
+        }
+    }
+
+    /// A fresh schema in `AUTHD_TEST_DATABASE_URL`; `None` (after printing SKIPPED) without it,
+    /// a panic without it under `AUTHD_TEST_REQUIRE_ALL=1`.
+    pub async fn postgres(test: &str) -> Option<TestDb> {
+        let Some(base) = std::env::var("AUTHD_TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            if require_all() {
+                panic!(
+                    "{test}: PostgreSQL is required (AUTHD_TEST_REQUIRE_ALL=1) but AUTHD_TEST_DATABASE_URL is not set"
+                );
+            }
+            eprintln!(
+                "SKIPPED: {test} on PostgreSQL: set AUTHD_TEST_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test)"
+            );
+            return None;
+        };
+        let mut random = [0u8; 8];
+        getrandom::fill(&mut random).unwrap();
+        let schema = format!(
+            "authd_test_{}",
+            random
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        pg_execute(&base, &format!("CREATE SCHEMA {schema}")).await;
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options[search_path]={schema}");
+        Some(TestDb {
+            url,
+            engine: "postgres",
+            pg: Some((base, schema)),
+            _dir: None,
+        })
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((base, schema)) = self.pg.take() {
+            // Drop may run inside a runtime: use a thread with its own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(pg_execute(
+                    &base,
+                    &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+                ));
+            })
+            .join();
+        }
+    }
+}
+
+async fn pg_execute(url: &str, sql: &str) {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to AUTHD_TEST_DATABASE_URL: {e}"));
+    sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+    let _ = conn.close().await;
+}
+
+/// Runs a test body once on SQLite and once on PostgreSQL: `on_both_engines!(name)` makes
+/// `name::sqlite` and `name::postgres` from `async fn name(db: TestDb)`.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::TestDb::sqlite()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(db) =
+                    $crate::helpers::TestDb::postgres(concat!(module_path!())).await
+                {
+                    super::$name(db).await;
+                }
+            }
+        }
+    )*};
+}
+
+/// Starts the app in-process on `db`, after `adjust`.
+pub async fn spawn_app_on(db: &TestDb, adjust: impl FnOnce(&mut Config, &Path)) -> TestApp {
+    let url = db.url.clone();
+    spawn_app_with(move |config, dir| {
+        config.database_url = SecretString::from(url);
+        adjust(config, dir);
+    })
+    .await
 }
 
 /// The `authd` executable under test: `AUTHD_BIN` when set, else the one cargo built with the
@@ -147,7 +317,7 @@ pub struct Binary {
     pub base: String,
     pub client: reqwest::Client,
     pub output: Arc<Mutex<String>>,
-    _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
 }
 
 impl Binary {
@@ -200,7 +370,7 @@ impl Binary {
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),
             output,
-            _dir: dir,
+            dir,
         }
     }
 

@@ -32,10 +32,29 @@ async fn logs_carry_requests_but_no_token_password_or_secret() {
         .send()
         .await
         .unwrap();
-    let token = res.json::<serde_json::Value>().await.unwrap()["token"]
+    let body = res.json::<serde_json::Value>().await.unwrap();
+    let token = body["token"].as_str().unwrap().to_owned();
+    let first_refresh = body["refresh_token"].as_str().unwrap().to_owned();
+    let res = app
+        .client
+        .post(app.url("/refresh"))
+        .json(&serde_json::json!({ "refresh_token": first_refresh }))
+        .send()
+        .await
+        .unwrap();
+    let second_refresh = res.json::<serde_json::Value>().await.unwrap()["refresh_token"]
         .as_str()
         .unwrap()
         .to_owned();
+    // Reuse (logged as a warning, without the token) and logout.
+    for (path, refresh_token) in [("/refresh", &first_refresh), ("/logout", &second_refresh)] {
+        app.client
+            .post(app.url(path))
+            .json(&serde_json::json!({ "refresh_token": refresh_token }))
+            .send()
+            .await
+            .unwrap();
+    }
     let wrong = "Wr0ng-Pa55word-that-must-not-leak";
     let res = app
         .client
@@ -62,10 +81,13 @@ async fn logs_carry_requests_but_no_token_password_or_secret() {
     assert!(logs.contains("method=GET path=/protected"), "{logs}");
     assert!(logs.contains("status=200"), "{logs}");
     assert!(logs.contains("latency_us="), "{logs}");
+    assert!(logs.contains("refresh token reused"), "{logs}");
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("alice:{wrong}"));
     let signature = token.rsplit('.').next().unwrap();
     for leak in [
         token.as_str(),
+        first_refresh.as_str(),
+        second_refresh.as_str(),
         signature,
         "forged.token.value",
         wrong,

@@ -5,9 +5,13 @@
 mod basic_auth;
 mod contract;
 mod helpers;
+mod instances;
 mod interop;
 mod limits;
 mod logs;
+mod refresh;
+mod sessions;
 mod startup;
+mod throttle;
 mod tokens;
 mod users_file;

@@ -221,3 +221,64 @@ async fn hash_password_prints_an_argon2id_hash_that_verifies() {
     assert!(stored.verify(b"s3cret pass"));
     assert!(!stored.verify(b"s3cret pass\n"));
 }
+
+#[tokio::test]
+async fn refuses_throttle_limits_beyond_asvs() {
+    assert_refused(
+        &[
+            ("AUTHD_USERS", "users"),
+            ("AUTHD_SECRET_KEY", GOOD_SECRET),
+            ("AUTHD_THROTTLE_USER_MAX", "50"),
+        ],
+        users_file,
+        "ASVS",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn refuses_an_unsupported_database_url() {
+    assert_refused(
+        &[
+            ("AUTHD_USERS", "users"),
+            ("AUTHD_SECRET_KEY", GOOD_SECRET),
+            ("AUTHD_DATABASE_URL", "mysql://localhost/authd"),
+        ],
+        users_file,
+        "AUTHD_DATABASE_URL must start with",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn default_database_is_a_sqlite_file_in_wal_mode_created_on_first_start() {
+    use sqlx::Connection as _;
+    let dir = tempfile::tempdir().unwrap();
+    users_file(dir.path());
+    let mut app = Binary::start_in(
+        dir,
+        &[],
+        &[("AUTHD_USERS", "users"), ("AUTHD_SECRET_KEY", GOOD_SECRET)],
+    )
+    .await;
+    let db = app.dir.path().join("data/authd.db");
+    assert!(db.exists(), "{}", app.output());
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let (tables,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN \
+         ('session_families', 'refresh_tokens', 'login_throttle')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(tables, 3);
+    conn.close().await.unwrap();
+    assert!(app.terminate().await.success());
+}

@@ -1,0 +1,182 @@
+//! `POST /refresh` (a spent refresh token in, new tokens out; RFC 6749 §6) and `POST /logout`
+//! (the session ends; RFC 7009 §2.2: the same answer whether or not the token was known). Both
+//! take `{"refresh_token": ...}` as JSON or the form-encoded parameters of the RFCs.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
+use serde::Deserialize;
+
+use super::AppState;
+use super::error::ApiError;
+use super::login::{session_failure, store_unavailable, token_response};
+use crate::tokens;
+
+/// The JSON body of `/refresh` and `/logout`.
+#[derive(Debug, Deserialize)]
+pub struct RefreshRequest {
+    /// The refresh token from `/login` or the last `/refresh`.
+    pub refresh_token: String,
+}
+
+const EXPECTED: &str = "Expected a refresh_token: JSON {\"refresh_token\": \"...\"} or form grant_type=refresh_token&refresh_token=...";
+
+/// Spends the refresh token and answers a new access token and refresh token.
+pub async fn refresh(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let presented = presented_token(&headers, &body, Route::Refresh)?;
+    let now = tokens::now();
+    let rotated = state
+        .sessions
+        .rotate(&presented, now)
+        .await
+        .map_err(|e| session_failure(&e))?;
+    if !state.users.contains(&rotated.username) {
+        // Removed from the users file since the login: the session ends here.
+        let _ = state
+            .sessions
+            .revoke(&rotated.refresh_token.0, now)
+            .await
+            .map_err(|e| store_unavailable(&e))?;
+        return Err(ApiError::RefreshTokenInvalid);
+    }
+    token_response(&state, &rotated.username, rotated.refresh_token.0, now)
+}
+
+/// Revokes the session of the refresh token; 204 whether or not it was known.
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let presented = presented_token(&headers, &body, Route::Logout)?;
+    state
+        .sessions
+        .revoke(&presented, tokens::now())
+        .await
+        .map_err(|e| store_unavailable(&e))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Refresh,
+    Logout,
+}
+
+/// The refresh token in the body, by its `Content-Type`.
+fn presented_token(headers: &HeaderMap, body: &[u8], route: Route) -> Result<String, ApiError> {
+    let mime = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    match mime.as_str() {
+        "application/json" => serde_json::from_slice::<RefreshRequest>(body)
+            .map(|r| r.refresh_token)
+            .map_err(|_| ApiError::BadRequest(EXPECTED)),
+        "application/x-www-form-urlencoded" => from_form(body, route),
+        _ => Err(ApiError::UnsupportedMediaType),
+    }
+}
+
+/// `grant_type=refresh_token&refresh_token=...` (RFC 6749 §6); `/logout` also takes RFC 7009's
+/// `token=...`. A parameter given twice is refused (RFC 6749 §3.1).
+fn from_form(body: &[u8], route: Route) -> Result<String, ApiError> {
+    let mut token = None;
+    let mut grant_type = None;
+    for (key, value) in form_urlencoded::parse(body) {
+        let slot = match (key.as_ref(), route) {
+            ("refresh_token", _) | ("token", Route::Logout) => &mut token,
+            ("grant_type", _) => &mut grant_type,
+            _ => continue,
+        };
+        if slot.replace(value.into_owned()).is_some() {
+            return Err(ApiError::BadRequest("A parameter appears twice"));
+        }
+    }
+    if route == Route::Refresh && grant_type.as_deref().is_some_and(|g| g != "refresh_token") {
+        return Err(ApiError::BadRequest("Unsupported grant_type"));
+    }
+    token.ok_or(ApiError::BadRequest(EXPECTED))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(content_type: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        h
+    }
+
+    #[test]
+    fn token_is_read_from_json_and_form_bodies() {
+        let json = headers("application/json; charset=utf-8");
+        assert_eq!(
+            presented_token(&json, br#"{"refresh_token":"abc"}"#, Route::Refresh),
+            Ok("abc".to_owned())
+        );
+        let form = headers("application/x-www-form-urlencoded");
+        assert_eq!(
+            presented_token(
+                &form,
+                b"grant_type=refresh_token&refresh_token=a%2Bb",
+                Route::Refresh
+            ),
+            Ok("a+b".to_owned())
+        );
+        assert_eq!(
+            presented_token(
+                &form,
+                b"token=xyz&token_type_hint=refresh_token",
+                Route::Logout
+            ),
+            Ok("xyz".to_owned())
+        );
+    }
+
+    #[test]
+    fn malformed_bodies_are_400_and_other_types_415() {
+        let json = headers("application/json");
+        for body in [&b""[..], b"{", b"{}", br#"{"refresh_token":5}"#, b"[]"] {
+            assert!(
+                matches!(
+                    presented_token(&json, body, Route::Refresh),
+                    Err(ApiError::BadRequest(_))
+                ),
+                "{body:?}"
+            );
+        }
+        let form = headers("application/x-www-form-urlencoded");
+        for body in [
+            &b"grant_type=password&refresh_token=x"[..],
+            b"refresh_token=a&refresh_token=b",
+            b"grant_type=refresh_token",
+            b"token=x",
+        ] {
+            assert!(
+                matches!(
+                    presented_token(&form, body, Route::Refresh),
+                    Err(ApiError::BadRequest(_))
+                ),
+                "{body:?}"
+            );
+        }
+        assert_eq!(
+            presented_token(&headers("text/plain"), b"x", Route::Refresh),
+            Err(ApiError::UnsupportedMediaType)
+        );
+        assert_eq!(
+            presented_token(&HeaderMap::new(), b"x", Route::Logout),
+            Err(ApiError::UnsupportedMediaType)
+        );
+    }
+}

@@ -1,0 +1,329 @@
+//! The store: sessions and login throttle counters in SQL. sqlx's `any` driver runs the very same
+//! queries on embedded SQLite (the default, one instance) and PostgreSQL (several instances).
+//! Opening it runs the embedded migrations; every operation is bounded in time.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::Duration;
+
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+
+/// The default database: a SQLite file under the working directory, created on first start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/authd.db";
+/// The database of `--demo` when none is configured: SQLite in memory, gone at exit.
+pub const MEMORY_DATABASE_URL: &str = "sqlite::memory:";
+
+/// The schema, embedded in the binary and applied in order at start (recorded in
+/// `_sqlx_migrations`, so each runs once; several instances starting at once take turns).
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "sessions and login throttle",
+    include_str!("../../migrations/0001_sessions.sql"),
+)];
+
+/// Which engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite: a file (WAL mode) or memory.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// How to open the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Most connections in the pool (SQLite in memory always uses one).
+    pub max_connections: u32,
+    /// Longest any one operation may take, waiting for a connection included; past it the
+    /// operation fails with [`StoreError::Timeout`] (and the HTTP layer answers 503).
+    pub op_timeout: Duration,
+    /// Longest the first connection and the migrations may take at start.
+    pub connect_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            op_timeout: Duration::from_secs(3),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why the store could not be opened or an operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no supported engine.
+    #[error(
+        "AUTHD_DATABASE_URL must start with `sqlite:` (e.g. sqlite://data/authd.db) or `postgres://`"
+    )]
+    UnsupportedUrl,
+    /// The directory of the SQLite file could not be created.
+    #[error("cannot create the database directory {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The database refused or failed an operation, or could not be reached.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The schema could not be brought up to date.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database did not answer in time.
+    #[error("the database did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// A pool of connections to the sessions database. Cheap to clone (the pool is shared).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    op_timeout: Duration,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite:...` or `postgres://...`) and runs the migrations. A SQLite
+    /// file and its directory are created when missing, and put in WAL mode.
+    pub async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let target = Target::parse(url)?;
+        if let Target::SqliteFile { path, .. } = &target
+            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let mut pool_options = AnyPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.op_timeout);
+        if matches!(target, Target::SqliteMemory { .. }) {
+            // One connection that never closes: the database lives as long as it does.
+            pool_options = pool_options
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        }
+        let backend = target.backend();
+        let connect_url = target.connect_url();
+        let open = async {
+            let pool = pool_options.connect(&connect_url).await?;
+            if matches!(target, Target::SqliteFile { .. }) {
+                // Persistent in the file: readers do not block the writer, and a commit is on
+                // disk before it is acknowledged (synchronous stays FULL).
+                sqlx::query("PRAGMA journal_mode = WAL")
+                    .execute(&pool)
+                    .await?;
+            }
+            migrator().await?.run(&pool).await?;
+            Ok::<_, StoreError>(pool)
+        };
+        let pool = tokio::time::timeout(options.connect_timeout, open)
+            .await
+            .map_err(|_| StoreError::Timeout(options.connect_timeout))??;
+        Ok(Self {
+            pool,
+            backend,
+            op_timeout: options.op_timeout,
+        })
+    }
+
+    /// The engine.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether the database answers, within the operation timeout.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.bounded(async {
+            sqlx::query("SELECT 1").execute(&self.pool).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Closes every connection; later operations fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Runs `op` within the operation timeout.
+    pub(crate) async fn bounded<T>(
+        &self,
+        op: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.op_timeout, op)
+            .await
+            .map_err(|_| StoreError::Timeout(self.op_timeout))?
+    }
+}
+
+/// A URL checked and sorted by engine.
+enum Target {
+    SqliteFile { path: PathBuf, url: String },
+    SqliteMemory { url: String },
+    Postgres { url: String },
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Self, StoreError> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres {
+                url: url.to_owned(),
+            });
+        }
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or(StoreError::UnsupportedUrl)?;
+        let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
+        if database == ":memory:" || params.split('&').any(|p| p == "mode=memory") {
+            // sqlx makes a new database for each connection to `:memory:`; a named shared-cache
+            // one is the same for every connection of this process.
+            let mut name = [0u8; 8];
+            let _ = getrandom::fill(&mut name);
+            let name: String = name.iter().map(|b| format!("{b:02x}")).collect();
+            return Ok(Self::SqliteMemory {
+                url: format!("sqlite:file:authd-{name}?mode=memory&cache=shared"),
+            });
+        }
+        if database.is_empty() {
+            return Err(StoreError::UnsupportedUrl);
+        }
+        // Created when missing, unless the URL says otherwise.
+        let url = if params.split('&').any(|p| p.starts_with("mode=")) {
+            url.to_owned()
+        } else if params.is_empty() {
+            format!("{url}?mode=rwc")
+        } else {
+            format!("{url}&mode=rwc")
+        };
+        Ok(Self::SqliteFile {
+            path: Path::new(database).to_path_buf(),
+            url,
+        })
+    }
+
+    fn backend(&self) -> Backend {
+        match self {
+            Self::SqliteFile { .. } | Self::SqliteMemory { .. } => Backend::Sqlite,
+            Self::Postgres { .. } => Backend::Postgres,
+        }
+    }
+
+    fn connect_url(&self) -> String {
+        match self {
+            Self::SqliteFile { url, .. } | Self::SqliteMemory { url } | Self::Postgres { url } => {
+                url.clone()
+            }
+        }
+    }
+}
+
+/// The embedded migrations, as a sqlx migration source.
+#[derive(Debug)]
+struct Embedded;
+
+impl<'s> MigrationSource<'s> for Embedded {
+    fn resolve(
+        self,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 's>> {
+        Box::pin(async {
+            Ok(MIGRATIONS
+                .iter()
+                .map(|&(version, description, sql)| {
+                    Migration::new(
+                        version,
+                        description.into(),
+                        MigrationType::Simple,
+                        sql.into(),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}
+
+async fn migrator() -> Result<Migrator, sqlx::migrate::MigrateError> {
+    Migrator::new(Embedded).await
+}
+
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// The SHA-256 digest of `data`, in hex: how tokens and throttle buckets are keyed.
+pub(crate) fn digest(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex(&sha2::Sha256::digest(data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_get_create_mode_and_their_directory() {
+        let Target::SqliteFile { path, url } = Target::parse("sqlite://data/authd.db").unwrap()
+        else {
+            panic!("not a file")
+        };
+        assert_eq!(path, Path::new("data/authd.db"));
+        assert_eq!(url, "sqlite://data/authd.db?mode=rwc");
+        let Target::SqliteFile { url, .. } = Target::parse("sqlite:///tmp/x.db?mode=rw").unwrap()
+        else {
+            panic!("not a file")
+        };
+        assert_eq!(url, "sqlite:///tmp/x.db?mode=rw");
+    }
+
+    #[test]
+    fn memory_urls_become_named_shared_databases_and_others_are_refused() {
+        for url in ["sqlite::memory:", "sqlite://x?mode=memory"] {
+            let Target::SqliteMemory { url } = Target::parse(url).unwrap() else {
+                panic!("not memory: {url}")
+            };
+            assert!(url.starts_with("sqlite:file:authd-"), "{url}");
+        }
+        assert!(matches!(
+            Target::parse("postgres://u@h/db").unwrap(),
+            Target::Postgres { .. }
+        ));
+        for bad in ["mysql://x", "data/authd.db", "sqlite://", ""] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn digest_is_sha256_hex() {
+        assert_eq!(
+            digest(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

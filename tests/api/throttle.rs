@@ -1,0 +1,145 @@
+//! Brute-force protection over HTTP, on SQLite and on PostgreSQL: bans per user and per address
+//! with `Retry-After`, reset on success, no password hash for a refused attempt, and
+//! `X-Forwarded-For` believed only from trusted proxies.
+
+use std::time::Duration;
+
+use authd::throttle::ThrottleSettings;
+
+use crate::helpers::{
+    PASSWORD, TestApp, TestDb, USER, assert_message, password_hash, spawn_app_on,
+};
+use crate::on_both_engines;
+
+const BAN_SECS: u64 = 300;
+
+fn limits(user_max: u32, address_max: u32) -> ThrottleSettings {
+    ThrottleSettings {
+        user_max,
+        address_max,
+        window: Duration::from_secs(600),
+        ban: Duration::from_secs(BAN_SECS),
+    }
+}
+
+async fn login_from(
+    app: &TestApp,
+    user: &str,
+    password: &str,
+    xff: Option<&str>,
+) -> reqwest::Response {
+    let mut req = app
+        .client
+        .post(app.url("/login"))
+        .basic_auth(user, Some(password));
+    if let Some(xff) = xff {
+        req = req.header("x-forwarded-for", xff);
+    }
+    req.send().await.unwrap()
+}
+
+/// A 429 "Too many attempts" whose Retry-After is within the ban.
+async fn assert_throttled(res: reqwest::Response) {
+    let retry_after: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=BAN_SECS).contains(&retry_after), "{retry_after}");
+    assert_message(res, 429, "Too many attempts").await;
+}
+
+on_both_engines!(
+    failed_logins_past_the_user_limit_get_429_with_retry_after,
+    a_successful_login_resets_the_users_count,
+    failed_logins_past_the_address_limit_get_429_whatever_the_user,
+    a_throttled_attempt_computes_no_password_hash,
+    forwarded_for_from_a_trusted_proxy_names_the_client,
+    forwarded_for_from_an_untrusted_peer_changes_nothing,
+);
+
+async fn failed_logins_past_the_user_limit_get_429_with_retry_after(db: TestDb) {
+    let app = spawn_app_on(&db, |c, _| c.throttle = limits(3, 100)).await;
+    for _ in 0..3 {
+        assert_message(app.login(USER, "wrong").await, 401, "Could not verify").await;
+    }
+    // Banned: even the right password is refused now.
+    assert_throttled(app.login(USER, PASSWORD).await).await;
+    assert_throttled(app.login(USER, "wrong").await).await;
+    // Other users are not.
+    assert_message(app.login("someone", "wrong").await, 401, "Could not verify").await;
+}
+
+async fn a_successful_login_resets_the_users_count(db: TestDb) {
+    let app = spawn_app_on(&db, |c, _| c.throttle = limits(3, 100)).await;
+    for _ in 0..2 {
+        assert_eq!(app.login(USER, "wrong").await.status(), 401);
+    }
+    assert_eq!(app.login(USER, PASSWORD).await.status(), 200);
+    // Without the reset the count would be past 3 within these.
+    for _ in 0..3 {
+        assert_eq!(app.login(USER, "wrong").await.status(), 401);
+    }
+    assert_throttled(app.login(USER, "wrong").await).await;
+}
+
+async fn failed_logins_past_the_address_limit_get_429_whatever_the_user(db: TestDb) {
+    let app = spawn_app_on(&db, |c, _| c.throttle = limits(5, 3)).await;
+    for user in ["u1", "u2", "u3"] {
+        assert_eq!(app.login(user, "wrong").await.status(), 401);
+    }
+    assert_throttled(app.login("u4", "wrong").await).await;
+    assert_throttled(app.login(USER, PASSWORD).await).await;
+}
+
+async fn a_throttled_attempt_computes_no_password_hash(db: TestDb) {
+    // `slow` has a bcrypt hash of cost 18, 2^14 times the work of cost 4: checking it takes
+    // seconds to minutes, so an attempt that hashed would answer 401 late or 408 (the 10 s
+    // request timeout). Only a refusal before hashing answers 429. (Not higher: a regression
+    // would leave the hash running until it ends, holding up the test's exit.)
+    let cheap = bcrypt::hash("x", 4).unwrap();
+    let slow = cheap.replacen("$04$", "$18$", 1);
+    let app = spawn_app_on(&db, |c, dir| {
+        c.throttle = limits(5, 3);
+        let users = dir.join("users-slow");
+        std::fs::write(&users, format!("{USER}:{}\nslow:{slow}\n", password_hash())).unwrap();
+        c.users = authd::config::UsersSource::File(users);
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(app.login(USER, "wrong").await.status(), 401);
+    }
+    assert_throttled(app.login("slow", "anything").await).await;
+}
+
+async fn forwarded_for_from_a_trusted_proxy_names_the_client(db: TestDb) {
+    let app = spawn_app_on(&db, |c, _| {
+        c.throttle = limits(100, 3);
+        c.trusted_proxies = "127.0.0.1/32, ::1".parse().unwrap();
+    })
+    .await;
+    let a = Some("203.0.113.1");
+    for user in ["u1", "u2", "u3"] {
+        assert_eq!(login_from(&app, user, "wrong", a).await.status(), 401);
+    }
+    assert_throttled(login_from(&app, "u4", "wrong", a).await).await;
+    // Another client behind the same proxy is not banned ...
+    let res = login_from(&app, USER, PASSWORD, Some("203.0.113.2")).await;
+    assert_eq!(res.status(), 200);
+    // ... and a client cannot escape by prepending an address: the right-most untrusted counts.
+    let forged = Some("198.51.100.7, 203.0.113.1");
+    assert_throttled(login_from(&app, "u5", "wrong", forged).await).await;
+}
+
+async fn forwarded_for_from_an_untrusted_peer_changes_nothing(db: TestDb) {
+    let app = spawn_app_on(&db, |c, _| c.throttle = limits(100, 3)).await;
+    for (i, user) in ["u1", "u2", "u3"].iter().enumerate() {
+        let xff = format!("203.0.113.{i}");
+        assert_eq!(
+            login_from(&app, user, "wrong", Some(&xff)).await.status(),
+            401
+        );
+    }
+    // Each attempt claimed another address; all counted against the socket's.
+    assert_throttled(login_from(&app, "u4", "wrong", Some("203.0.113.99")).await).await;
+}
