@@ -1,11 +1,14 @@
 //! authd: a small, fast, secure JWT auth server.
 //!
 //! `POST /login` takes HTTP Basic credentials and answers an HS256 access token; `GET /protected`
-//! answers only for a valid token. [`Application::build`] makes the whole server from a
-//! [`Config`], the same way in `main` and in tests; [`tokens`] and [`users`] are plain Rust.
+//! answers only for a valid token; `GET /verify` does the same for a reverse proxy's forward
+//! authentication; `GET /metrics` tells Prometheus how it went. [`Application::build`] makes the
+//! whole server from a [`Config`], the same way in `main` and in tests; [`tokens`], [`users`] and
+//! [`metrics`] are plain Rust.
 
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod server;
 pub mod telemetry;
 pub mod tokens;
@@ -23,7 +26,12 @@ pub use http::{ApiError, AppState, Authenticated};
 pub use tokens::{Claims, TokenKeys, TokenSettings};
 
 use config::{Limits, UsersSource};
+use metrics::Metrics;
+use server::{Tls, TlsError};
 use users::{HashPool, Users, UsersError};
+
+/// How often recorded latencies are folded into the histograms when nobody scrapes.
+const METRICS_UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A reason the server could not start after its configuration was checked.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +42,9 @@ pub enum StartError {
     /// The signing keys could not be built.
     #[error("cannot build signing keys: {0}")]
     Keys(String),
+    /// The TLS certificate or key was refused.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The demo user's hash could not be made.
     #[error("cannot hash the demo password: {0}")]
     DemoHash(String),
@@ -53,6 +64,17 @@ pub struct Application {
     router: axum::Router,
     limits: Limits,
     local_addr: SocketAddr,
+    tls: Option<Arc<Tls>>,
+    metrics: Arc<Metrics>,
+    /// The separate metrics listener, when configured, with its router and bound address.
+    metrics_server: Option<(TcpListener, axum::Router, SocketAddr)>,
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let bind_error = |source| StartError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let local = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, local))
 }
 
 impl Application {
@@ -62,31 +84,53 @@ impl Application {
             UsersSource::File(path) => Users::load(path)?,
             UsersSource::Demo => Users::demo().map_err(|e| StartError::DemoHash(e.to_string()))?,
         };
-        let keys = TokenKeys::new(config.secret_bytes(), config.tokens.clone())
-            .map_err(|e| StartError::Keys(e.to_string()))?;
+        let keys = TokenKeys::with_previous(
+            config.secret_bytes(),
+            &config.previous_secret_bytes(),
+            config.tokens.clone(),
+        )
+        .map_err(|e| StartError::Keys(e.to_string()))?;
+        let tls = config.tls.clone().map(Tls::load).transpose()?.map(Arc::new);
+        let metrics = Arc::new(Metrics::new(http::ROUTES));
         let state = AppState {
             tokens: Arc::new(keys),
             users: Arc::new(users),
             hashing: Arc::new(HashPool::new(config.hash_concurrency, config.hash_queue)),
+            metrics: Arc::clone(&metrics),
+            strict: config.strict,
         };
-        let router = http::router(state, &config.limits);
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+        let metrics_server = match config.metrics_listen {
+            Some(addr) => {
+                let (listener, local) = bind(addr).await?;
+                let router = http::metrics_only_router(http::MetricsState {
+                    metrics: Arc::clone(&metrics),
+                    hashing: Arc::clone(&state.hashing),
+                });
+                Some((listener, router, local))
+            }
+            None => None,
+        };
+        let router = http::router(state, &config.limits, metrics_server.is_none());
+        let (listener, local_addr) = bind(config.listen).await?;
         Ok(Self {
             listener,
             router,
             limits: config.limits,
             local_addr,
+            tls,
+            metrics,
+            metrics_server,
         })
+    }
+
+    /// `https` when serving TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// The bound address of the separate metrics listener, when there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_server.as_ref().map(|(_, _, addr)| *addr)
     }
 
     /// The bound address (with the real port when the configuration asked for port 0).
@@ -101,6 +145,42 @@ impl Application {
 
     /// Serves until `shutdown` completes, then drains in-flight requests.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
-        server::serve(self.listener, self.router, &self.limits, shutdown).await;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let metrics = Arc::clone(&self.metrics);
+        let upkeep = tokio::spawn(async move {
+            let mut every = tokio::time::interval(METRICS_UPKEEP_EVERY);
+            loop {
+                every.tick().await;
+                metrics.run_upkeep();
+            }
+        });
+        let reload = self
+            .tls
+            .clone()
+            .map(|tls| tokio::spawn(server::reload_tls_on_sighup(tls)));
+        let main = server::serve(
+            self.listener,
+            self.router,
+            &self.limits,
+            self.tls,
+            stopped(stop_rx.clone()),
+        );
+        let side = async {
+            if let Some((listener, router, _)) = self.metrics_server {
+                server::serve(listener, router, &self.limits, None, stopped(stop_rx)).await;
+            }
+        };
+        let signal = async {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        };
+        tokio::join!(main, side, signal);
+        upkeep.abort();
+        if let Some(r) = reload {
+            r.abort();
+        }
     }
 }

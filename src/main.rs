@@ -39,7 +39,10 @@ fn serve(cli: Cli) -> ExitCode {
                  AUTHD_SECRET_KEY is set). For trying authd out only; never in production."
             );
         }
-        tracing::info!("listening on http://{}", app.local_addr());
+        tracing::info!("listening on {}://{}", app.scheme(), app.local_addr());
+        if let Some(addr) = app.metrics_addr() {
+            tracing::info!("metrics on http://{addr}/metrics");
+        }
         app.run().await;
         ExitCode::SUCCESS
     })

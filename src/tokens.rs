@@ -106,10 +106,12 @@ pub fn key_id(secret: &[u8]) -> String {
     use sha2::Digest as _;
     use std::fmt::Write as _;
     let digest = sha2::Sha256::digest(secret);
-    digest[..8].iter().fold(String::with_capacity(16), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    digest[..8]
+        .iter()
+        .fold(String::with_capacity(16), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// A secret that verifies tokens, with the `kid` that names it.
@@ -420,7 +422,10 @@ mod tests {
     #[test]
     fn token_of_a_previous_key_verifies_with_or_without_kid() {
         let k = TokenKeys::with_previous(SECRET, &[OLD], TokenSettings::default()).unwrap();
-        assert!(k.verify(&sign_with_kid(Some(&key_id(OLD)), OLD), NOW).is_ok());
+        assert!(
+            k.verify(&sign_with_kid(Some(&key_id(OLD)), OLD), NOW)
+                .is_ok()
+        );
         assert!(k.verify(&sign_with_kid(None, OLD), NOW).is_ok());
         assert!(k.verify(&sign_with_kid(None, SECRET), NOW).is_ok());
         // Without the previous key configured, the old token is refused.

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::AppState;
 use super::error::ApiError;
 use super::json::json;
+use crate::metrics::LoginOutcome;
 use crate::tokens;
 use crate::transport::parse_basic;
 
@@ -28,10 +29,13 @@ pub async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let creds = headers
+    let Some(creds) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| parse_basic(v.as_bytes()))
-        .ok_or(ApiError::CouldNotVerify)?;
+    else {
+        state.metrics.login(LoginOutcome::BadCredentials);
+        return Err(ApiError::CouldNotVerify);
+    };
     let users = state.users.clone();
     let username = creds.username;
     let password = creds.password;
@@ -40,8 +44,12 @@ pub async fn login(
         .hashing
         .run(move || users.check(&name, password.expose_secret().as_bytes()))
         .await
-        .map_err(|_| ApiError::Busy)?;
+        .map_err(|_| {
+            state.metrics.login(LoginOutcome::Busy);
+            ApiError::Busy
+        })?;
     if !ok {
+        state.metrics.login(LoginOutcome::BadCredentials);
         tracing::info!(target: "authd::login", outcome = "bad_credentials", "login refused");
         return Err(ApiError::CouldNotVerify);
     }
@@ -49,6 +57,7 @@ pub async fn login(
         tracing::error!(error = %e, "cannot sign a token");
         ApiError::Internal
     })?;
+    state.metrics.login(LoginOutcome::Ok);
     let mut res = json(
         StatusCode::OK,
         &LoginResponse {

@@ -92,6 +92,10 @@ pub fn test_config(dir: &Path) -> Config {
         hash_concurrency: 2,
         hash_queue: 32,
         demo: false,
+        previous_secrets: Vec::new(),
+        tls: None,
+        strict: false,
+        metrics_listen: None,
     }
 }
 
