@@ -41,6 +41,8 @@ pub fn mint(alg: Algorithm, secret: &str, claims: &serde_json::Value) -> String 
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The separate metrics address, when the config asked for one.
+    pub metrics_addr: Option<SocketAddr>,
     pub base: String,
     pub client: reqwest::Client,
     _stop: tokio::sync::oneshot::Sender<()>,
@@ -111,13 +113,16 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config, &Path)) -> TestApp 
     adjust(&mut config, dir.path());
     let app = Application::build(config).await.unwrap();
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
+    let base = format!("{}://{addr}", app.scheme());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async {
         let _ = stopped.await;
     }));
     TestApp {
         addr,
-        base: format!("http://{addr}"),
+        metrics_addr,
+        base,
         client: reqwest::Client::new(),
         _stop: stop,
         _dir: dir,
@@ -155,7 +160,8 @@ pub struct Binary {
 }
 
 impl Binary {
-    /// Starts the binary with `args` and `envs` on port 0 and waits for its "listening on" line.
+    /// Starts the binary with `args` and `envs` on port 0 and waits for its "listening on" line
+    /// (`http://` or `https://`).
     pub async fn start(args: &[&str], envs: &[(&str, &str)]) -> Binary {
         let dir = tempfile::tempdir().unwrap();
         Self::start_in(dir, args, envs).await
@@ -178,10 +184,10 @@ impl Binary {
             let mut addr_tx = Some(addr_tx);
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(i) = line.find("listening on http://")
+                if let Some(i) = line.find("listening on http")
                     && let Some(tx) = addr_tx.take()
                 {
-                    let _ = tx.send(line[i + "listening on http://".len()..].trim().to_owned());
+                    let _ = tx.send(line[i + "listening on ".len()..].trim().to_owned());
                 }
                 out.lock().unwrap().push_str(&line);
                 out.lock().unwrap().push('\n');
@@ -195,13 +201,13 @@ impl Binary {
                 err.lock().unwrap().push('\n');
             }
         });
-        let addr = match tokio::time::timeout(Duration::from_secs(20), addr_rx).await {
+        let base = match tokio::time::timeout(Duration::from_secs(20), addr_rx).await {
             Ok(Ok(a)) => a,
             _ => panic!("authd did not start: {}", output.lock().unwrap().as_str()),
         };
         Binary {
             child,
-            base: format!("http://{addr}"),
+            base,
             client: reqwest::Client::new(),
             output,
             _dir: dir,
@@ -216,14 +222,38 @@ impl Binary {
         self.output.lock().unwrap().clone()
     }
 
-    /// Sends SIGTERM and waits (bounded) for the exit status.
-    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.base.rsplit('/').next().unwrap().parse().unwrap()
+    }
+
+    /// Sends a signal (`TERM`, `HUP`, ...) to the process.
+    pub fn signal(&self, name: &str) {
         let pid = self.child.id().unwrap();
         let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
+            .args([&format!("-{name}"), &pid.to_string()])
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// Waits (bounded) until the output holds `needle`.
+    pub async fn wait_for_output(&self, needle: &str) {
+        for _ in 0..200 {
+            if self.output().contains(needle) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "no {needle:?} in the output within 10 s:\n{}",
+            self.output()
+        );
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
         tokio::time::timeout(Duration::from_secs(15), self.child.wait())
             .await
             .expect("authd did not exit within 15 s of SIGTERM")
