@@ -25,6 +25,18 @@ pub fn password_hash() -> &'static str {
     HASH.get_or_init(|| authd::users::hash_password(PASSWORD.as_bytes()).unwrap())
 }
 
+/// An HTTP client for the tests. reqwest is built without a TLS crypto provider of its own (the
+/// HTTPS tests use ring, like the server), so the process-wide default is set here first: build
+/// clients through this function, not `reqwest::Client::new()`, which panics without it.
+pub fn client() -> reqwest::Client {
+    static PROVIDER: OnceLock<()> = OnceLock::new();
+    PROVIDER.get_or_init(|| {
+        // Err only when another test thread installed it first: the same provider.
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::new()
+}
+
 pub fn now() -> i64 {
     authd::tokens::now()
 }
@@ -123,7 +135,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config, &Path)) -> TestApp 
         addr,
         metrics_addr,
         base,
-        client: reqwest::Client::new(),
+        client: client(),
         _stop: stop,
         _dir: dir,
     }
@@ -153,6 +165,8 @@ pub fn binary_command(dir: &Path) -> Command {
 /// A running `authd` process, with everything it printed on stdout kept for inspection.
 pub struct Binary {
     pub child: Child,
+    /// The tasks copying stdout and stderr into `output`; they end when the process closes them.
+    readers: Vec<tokio::task::JoinHandle<()>>,
     pub base: String,
     pub client: reqwest::Client,
     pub output: Arc<Mutex<String>>,
@@ -180,7 +194,7 @@ impl Binary {
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
         let out = Arc::clone(&output);
-        tokio::spawn(async move {
+        let stdout_reader = tokio::spawn(async move {
             let mut addr_tx = Some(addr_tx);
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
@@ -194,7 +208,7 @@ impl Binary {
             }
         });
         let err = Arc::clone(&output);
-        tokio::spawn(async move {
+        let stderr_reader = tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 err.lock().unwrap().push_str(&line);
@@ -207,8 +221,9 @@ impl Binary {
         };
         Binary {
             child,
+            readers: vec![stdout_reader, stderr_reader],
             base,
-            client: reqwest::Client::new(),
+            client: client(),
             output,
             _dir: dir,
         }
@@ -254,10 +269,15 @@ impl Binary {
     /// Sends SIGTERM and waits (bounded) for the exit status.
     pub async fn terminate(&mut self) -> std::process::ExitStatus {
         self.signal("TERM");
-        tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+        let status = tokio::time::timeout(Duration::from_secs(15), self.child.wait())
             .await
             .expect("authd did not exit within 15 s of SIGTERM")
-            .unwrap()
+            .unwrap();
+        // Everything the process wrote before exiting is in `output` once the readers end.
+        for reader in self.readers.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
+        }
+        status
     }
 }
 

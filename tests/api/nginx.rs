@@ -153,7 +153,7 @@ async fn nginx_auth_request_lets_valid_tokens_through_with_the_user_and_stops_th
     let Some(bin) = nginx() else { return };
     let app = spawn_app().await;
     let mut nginx = Nginx::start(&bin, app.addr.port()).await;
-    let client = reqwest::Client::new();
+    let client = crate::helpers::client();
     let page = |path: &str| format!("{}{path}", nginx.base);
 
     // No token: nginx answers 401 itself; the upstream is never reached.

@@ -114,7 +114,7 @@ async fn plain_http_to_the_https_port_gets_a_clear_json_400_and_the_server_keeps
         "{body}"
     );
     // The same through an HTTP client that was given the wrong scheme.
-    let res = reqwest::Client::new()
+    let res = crate::helpers::client()
         .get(format!("http://{}/healthz", app.addr))
         .send()
         .await
