@@ -231,17 +231,24 @@ impl TokenKeys {
     /// ours when it has none), `exp` required and in the future (within [`LEEWAY_SECS`]), `nbf`
     /// honoured, `iss`/`aud` when configured.
     pub fn verify(&self, token: &str, now: i64) -> Result<Claims, VerifyError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Invalid)?;
         let decode = |key: &VerifyingKey| {
             jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation).ok()
         };
-        let data = match header.kid.as_deref() {
-            Some(kid) => self
-                .verifying
-                .iter()
-                .find(|k| k.kid == kid)
-                .and_then(decode),
-            None => self.verifying.iter().find_map(decode),
+        let (current, previous) = self.verifying.split_first().ok_or(VerifyError::Invalid)?;
+        // The current key first: the usual case costs one decode. A token it signed must not
+        // name another key; one it did not sign is looked up among the previous keys by `kid`.
+        let data = match decode(current) {
+            Some(d) if d.header.kid.as_deref().is_none_or(|kid| kid == current.kid) => Some(d),
+            Some(_) => None,
+            None if previous.is_empty() => None,
+            None => {
+                let header =
+                    jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Invalid)?;
+                match header.kid.as_deref() {
+                    Some(kid) => previous.iter().find(|k| k.kid == kid).and_then(decode),
+                    None => previous.iter().find_map(decode),
+                }
+            }
         };
         let claims = data.ok_or(VerifyError::Invalid)?.claims;
         if let Some(nbf) = claims.nbf

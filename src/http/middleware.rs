@@ -17,7 +17,7 @@ use super::json::message;
 use crate::metrics::Metrics;
 
 /// Marks an error answer whose body is exactly what its handler made, such as `/verify`'s empty
-/// 401 that a proxy could otherwise pass on to its client: [`json_errors`] leaves it alone.
+/// 401 that a proxy could otherwise pass on to its client: `json_errors` leaves it alone.
 #[derive(Debug, Clone, Copy)]
 pub struct KeepBody;
 
