@@ -243,7 +243,7 @@ async fn sighup_reloads_the_certificate_for_new_connections_without_dropping_ope
 }
 
 #[tokio::test]
-async fn refuses_to_start_with_half_a_tls_pair_or_unreadable_files() {
+async fn refuses_to_start_with_half_a_tls_pair_unreadable_files_or_a_mismatched_key() {
     for (envs, needle) in [
         (
             vec![("AUTHD_TLS_CERT", "cert.pem")],
@@ -263,12 +263,22 @@ async fn refuses_to_start_with_half_a_tls_pair_or_unreadable_files() {
             ],
             "TLS key cert.pem",
         ),
+        // The key of another certificate.
+        (
+            vec![
+                ("AUTHD_TLS_CERT", "cert.pem"),
+                ("AUTHD_TLS_KEY", "other-key.pem"),
+            ],
+            "TLS certificate and key refused",
+        ),
     ] {
         let mut all = vec![("AUTHD_DEMO", "true")];
         all.extend(envs);
         let (code, _, stderr) = crate::helpers::run_to_exit(&[], &all, |dir| {
             let (_, cert, key) = certificate();
             write_pair(dir, &cert, &key);
+            let (_, _, other_key) = certificate();
+            std::fs::write(dir.join("other-key.pem"), other_key).unwrap();
         })
         .await;
         assert_eq!(code, Some(1), "{stderr}");
