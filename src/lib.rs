@@ -17,6 +17,7 @@ pub mod users;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -65,6 +66,8 @@ pub struct Application {
     limits: Limits,
     local_addr: SocketAddr,
     tls: Option<Arc<Tls>>,
+    /// Reloads the TLS files on SIGHUP; SIGHUP is watched for from `build` on.
+    reload: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     metrics: Arc<Metrics>,
     /// The separate metrics listener, when configured, with its router and bound address.
     metrics_server: Option<(TcpListener, axum::Router, SocketAddr)>,
@@ -91,6 +94,9 @@ impl Application {
         )
         .map_err(|e| StartError::Keys(e.to_string()))?;
         let tls = config.tls.clone().map(Tls::load).transpose()?.map(Arc::new);
+        let reload = tls.clone().map(|tls| {
+            Box::pin(server::reload_tls_on_sighup(tls)) as Pin<Box<dyn Future<Output = ()> + Send>>
+        });
         let metrics = Arc::new(Metrics::new(http::ROUTES));
         let state = AppState {
             tokens: Arc::new(keys),
@@ -118,6 +124,7 @@ impl Application {
             limits: config.limits,
             local_addr,
             tls,
+            reload,
             metrics,
             metrics_server,
         })
@@ -138,9 +145,11 @@ impl Application {
         self.local_addr
     }
 
-    /// Serves until Ctrl-C or SIGTERM.
-    pub async fn run(self) {
-        self.run_until(server::shutdown_signal()).await;
+    /// Serves until Ctrl-C or SIGTERM. The signals are watched for from the call on, before the
+    /// returned future is first polled.
+    pub fn run(self) -> impl Future<Output = ()> {
+        let shutdown = server::shutdown_signal();
+        self.run_until(shutdown)
     }
 
     /// Serves until `shutdown` completes, then drains in-flight requests.
@@ -157,10 +166,7 @@ impl Application {
                 metrics.run_upkeep();
             }
         });
-        let reload = self
-            .tls
-            .clone()
-            .map(|tls| tokio::spawn(server::reload_tls_on_sighup(tls)));
+        let reload = self.reload.map(tokio::spawn);
         let main = server::serve(
             self.listener,
             self.router,

@@ -39,11 +39,14 @@ fn serve(cli: Cli) -> ExitCode {
                  AUTHD_SECRET_KEY is set). For trying authd out only; never in production."
             );
         }
-        tracing::info!("listening on {}://{}", app.scheme(), app.local_addr());
-        if let Some(addr) = app.metrics_addr() {
+        let (scheme, addr, metrics_addr) = (app.scheme(), app.local_addr(), app.metrics_addr());
+        // Signals are watched for from here on: one sent as soon as the line below appears counts.
+        let serving = app.run();
+        tracing::info!("listening on {scheme}://{addr}");
+        if let Some(addr) = metrics_addr {
             tracing::info!("metrics on http://{addr}/metrics");
         }
-        app.run().await;
+        serving.await;
         ExitCode::SUCCESS
     })
 }

@@ -181,6 +181,20 @@ async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     }
 }
 
+/// Waits (bounded) until `needle` has appeared `n` times in the output.
+async fn wait_for_count(app: &Binary, needle: &str, n: usize) {
+    for _ in 0..200 {
+        if app.output().matches(needle).count() >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{needle:?} not seen {n} times within 10 s:\n{}",
+        app.output()
+    );
+}
+
 #[tokio::test]
 async fn sighup_reloads_the_certificate_for_new_connections_without_dropping_open_ones() {
     let (der_a, cert_a, key_a) = certificate();
@@ -196,6 +210,9 @@ async fn sighup_reloads_the_certificate_for_new_connections_without_dropping_ope
     .await;
     assert!(app.base.starts_with("https://"), "{}", app.base);
     assert!(app.output().contains("listening on https://"));
+    // SIGHUP at once: watched for before "listening" was printed, so it reloads, not kills.
+    app.signal("HUP");
+    wait_for_count(&app, "TLS certificate and key reloaded", 1).await;
 
     // A connection opened with certificate A.
     let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(&der_a)));
@@ -221,8 +238,7 @@ async fn sighup_reloads_the_certificate_for_new_connections_without_dropping_ope
     // Certificate B in place, SIGHUP.
     write_pair(&dir_path, &cert_b, &key_b);
     app.signal("HUP");
-    app.wait_for_output("TLS certificate and key reloaded")
-        .await;
+    wait_for_count(&app, "TLS certificate and key reloaded", 2).await;
 
     // The open connection still answers.
     assert_eq!(exchange(&mut open, "/healthz").await.0, 200);
