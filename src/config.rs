@@ -142,6 +142,37 @@ pub struct ServeArgs {
     /// Reverse proxies whose X-Forwarded-For is believed: IPs and CIDRs, comma-separated.
     #[arg(long, env = "AUTHD_TRUSTED_PROXIES")]
     pub trusted_proxies: Option<String>,
+    /// Previous secrets, still accepted for the tokens they signed until those expire (during a
+    /// key rotation). Comma-separated, or the flag repeated; each is checked like the secret.
+    #[arg(
+        long,
+        env = "AUTHD_SECRET_KEY_PREVIOUS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub secret_key_previous: Vec<String>,
+    /// TLS certificate chain (PEM). With --tls-key, authd serves HTTPS; re-read on SIGHUP.
+    #[arg(long, env = "AUTHD_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1) for --tls-cert.
+    #[arg(long, env = "AUTHD_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// RFC 6750 behaviour: `?token=` refused, 401 with `WWW-Authenticate: Bearer` challenges;
+    /// needs AUTHD_ISSUER and AUTHD_AUDIENCE.
+    #[arg(long, env = "AUTHD_STRICT")]
+    pub strict: bool,
+    /// Serve GET /metrics on this IP:PORT (plain HTTP) instead of on the main address.
+    #[arg(long, env = "AUTHD_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+}
+
+/// The PEM files of the HTTPS certificate and its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
 }
 
 impl ServeArgs {
@@ -230,6 +261,14 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// How often expired sessions and counters are deleted.
     pub cleanup_interval: Duration,
+    /// Previous secrets that still verify the tokens they signed.
+    pub previous_secrets: Vec<SecretSlice<u8>>,
+    /// Serve HTTPS with these files; plain HTTP when `None`.
+    pub tls: Option<TlsFiles>,
+    /// RFC 6750 strict mode for the token check.
+    pub strict: bool,
+    /// A separate address for GET /metrics; on the main address when `None`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// A reason to refuse to start.
@@ -295,6 +334,25 @@ pub enum ConfigError {
     /// Throttle limits that are zero or too loose.
     #[error("{0}")]
     BadThrottle(String),
+    /// A previous secret fails the checks the secret passes.
+    #[error("AUTHD_SECRET_KEY_PREVIOUS, key {index}: {reason}")]
+    PreviousSecret {
+        /// 1-based position in the list.
+        index: usize,
+        /// What is wrong with it (never the key itself).
+        reason: Box<ConfigError>,
+    },
+    /// Only one of the two TLS files was given.
+    #[error("AUTHD_TLS_CERT and AUTHD_TLS_KEY go together: set both to serve HTTPS, or neither")]
+    TlsHalf,
+    /// Strict mode without an issuer and an audience.
+    #[error(
+        "AUTHD_STRICT needs AUTHD_ISSUER and AUTHD_AUDIENCE: tokens must name who issued them and whom they are for"
+    )]
+    StrictNeedsIssuerAudience,
+    /// The metrics address does not parse.
+    #[error("AUTHD_METRICS_LISTEN `{0}` is not an IP:PORT address (e.g. 127.0.0.1:9100)")]
+    BadMetricsListen(String),
     /// The OS gave no random bytes for the demo secret.
     #[error("cannot get random bytes for the demo secret: {0}")]
     Random(String),
@@ -357,6 +415,35 @@ impl Config {
             .as_deref()
             .unwrap_or_default()
             .parse::<TrustedProxies>()?;
+        let previous_secrets = args
+            .secret_key_previous
+            .into_iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .enumerate()
+            .map(|(i, s)| {
+                check_secret(s.as_bytes()).map_err(|e| ConfigError::PreviousSecret {
+                    index: i + 1,
+                    reason: Box::new(e),
+                })?;
+                Ok(SecretSlice::from(s.into_bytes()))
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        let tls = match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => return Err(ConfigError::TlsHalf),
+        };
+        let issuer = args.issuer.filter(|s| !s.is_empty());
+        let audience = args.audience.filter(|s| !s.is_empty());
+        if args.strict && (issuer.is_none() || audience.is_none()) {
+            return Err(ConfigError::StrictNeedsIssuerAudience);
+        }
+        let metrics_listen = args
+            .metrics_listen
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().map_err(|_| ConfigError::BadMetricsListen(s)))
+            .transpose()?;
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Ok(Self {
             listen,
@@ -364,8 +451,8 @@ impl Config {
             users,
             tokens: TokenSettings {
                 ttl,
-                issuer: args.issuer.filter(|s| !s.is_empty()),
-                audience: args.audience.filter(|s| !s.is_empty()),
+                issuer,
+                audience,
             },
             limits: Limits {
                 request_timeout,
@@ -381,12 +468,24 @@ impl Config {
             throttle,
             trusted_proxies,
             cleanup_interval: Duration::from_secs(10 * 60),
+            previous_secrets,
+            tls,
+            strict: args.strict,
+            metrics_listen,
         })
     }
 
     /// The secret's bytes, for building keys.
     pub fn secret_bytes(&self) -> &[u8] {
         self.secret.expose_secret()
+    }
+
+    /// The previous secrets' bytes, for building keys.
+    pub fn previous_secret_bytes(&self) -> Vec<&[u8]> {
+        self.previous_secrets
+            .iter()
+            .map(|s| s.expose_secret())
+            .collect()
     }
 }
 

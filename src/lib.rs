@@ -2,13 +2,15 @@
 //!
 //! `POST /login` takes HTTP Basic credentials and answers an HS256 access token and a refresh
 //! token; `GET /protected` answers only for a valid access token; `POST /refresh` and
-//! `POST /logout` rotate and end sessions. [`Application::build`] makes the whole server from a
-//! [`Config`], the same way in `main` and in tests; [`tokens`], [`users`], [`store`],
-//! [`sessions`], [`throttle`] and [`proxies`] are plain Rust.
+//! `POST /logout` rotate and end sessions; `GET /verify` checks a token for a reverse proxy's
+//! forward authentication; `GET /metrics` tells Prometheus how it went. [`Application::build`]
+//! makes the whole server from a [`Config`], the same way in `main` and in tests; [`tokens`],
+//! [`users`], [`store`], [`sessions`], [`throttle`], [`proxies`] and [`metrics`] are plain Rust.
 
 pub mod admin;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod proxies;
 pub mod server;
 pub mod sessions;
@@ -21,6 +23,7 @@ pub mod users;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -30,7 +33,9 @@ pub use http::{ApiError, AppState, Authenticated};
 pub use tokens::{Claims, TokenKeys, TokenSettings};
 
 use config::{Limits, UsersSource};
+use metrics::Metrics;
 use secrecy::ExposeSecret as _;
+use server::{Tls, TlsError};
 use sessions::Sessions;
 use store::{Store, StoreError};
 use throttle::Throttle;
@@ -40,6 +45,8 @@ use users::{HashPool, Users, UsersError};
 const CLEANUP_BATCH: i64 = 1000;
 /// Batches one cleanup pass may run; what is left waits for the next pass.
 const CLEANUP_MAX_BATCHES: usize = 100;
+/// How often recorded latencies are folded into the histograms when nobody scrapes.
+const METRICS_UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A reason the server could not start after its configuration was checked.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +57,9 @@ pub enum StartError {
     /// The signing keys could not be built.
     #[error("cannot build signing keys: {0}")]
     Keys(String),
+    /// The TLS certificate or key was refused.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The demo user's hash could not be made.
     #[error("cannot hash the demo password: {0}")]
     DemoHash(String),
@@ -78,6 +88,19 @@ pub struct Application {
     sessions: Sessions,
     throttle: Throttle,
     cleanup_interval: std::time::Duration,
+    tls: Option<Arc<Tls>>,
+    /// Reloads the TLS files on SIGHUP; SIGHUP is watched for from `build` on.
+    reload: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    metrics: Arc<Metrics>,
+    /// The separate metrics listener, when configured, with its router and bound address.
+    metrics_server: Option<(TcpListener, axum::Router, SocketAddr)>,
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let bind_error = |source| StartError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let local = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, local))
 }
 
 impl Application {
@@ -87,8 +110,17 @@ impl Application {
             UsersSource::File(path) => Users::load(path)?,
             UsersSource::Demo => Users::demo().map_err(|e| StartError::DemoHash(e.to_string()))?,
         };
-        let keys = TokenKeys::new(config.secret_bytes(), config.tokens.clone())
-            .map_err(|e| StartError::Keys(e.to_string()))?;
+        let keys = TokenKeys::with_previous(
+            config.secret_bytes(),
+            &config.previous_secret_bytes(),
+            config.tokens.clone(),
+        )
+        .map_err(|e| StartError::Keys(e.to_string()))?;
+        let tls = config.tls.clone().map(Tls::load).transpose()?.map(Arc::new);
+        let reload = tls.clone().map(|tls| {
+            Box::pin(server::reload_tls_on_sighup(tls)) as Pin<Box<dyn Future<Output = ()> + Send>>
+        });
+        let metrics = Arc::new(Metrics::new(http::ROUTES));
         let store = Store::open(config.database_url.expose_secret(), &config.store).await?;
         tracing::info!(backend = ?store.backend(), "database ready");
         let sessions = Sessions::new(store.clone(), config.sessions.clone());
@@ -103,19 +135,22 @@ impl Application {
             sessions: sessions.clone(),
             throttle: throttle.clone(),
             proxies: Arc::new(config.trusted_proxies.clone()),
+            metrics: Arc::clone(&metrics),
+            strict: config.strict,
         };
-        let router = http::router(state, &config.limits);
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+        let metrics_server = match config.metrics_listen {
+            Some(addr) => {
+                let (listener, local) = bind(addr).await?;
+                let router = http::metrics_only_router(http::MetricsState {
+                    metrics: Arc::clone(&metrics),
+                    hashing: Arc::clone(&state.hashing),
+                });
+                Some((listener, router, local))
+            }
+            None => None,
+        };
+        let router = http::router(state, &config.limits, metrics_server.is_none());
+        let (listener, local_addr) = bind(config.listen).await?;
         Ok(Self {
             listener,
             router,
@@ -124,12 +159,26 @@ impl Application {
             sessions,
             throttle,
             cleanup_interval: config.cleanup_interval,
+            tls,
+            reload,
+            metrics,
+            metrics_server,
         })
     }
 
     /// The application's router, for driving it in-process without the network (benchmarks).
     pub fn router(&self) -> axum::Router {
         self.router.clone()
+    }
+
+    /// `https` when serving TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// The bound address of the separate metrics listener, when there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_server.as_ref().map(|(_, _, addr)| *addr)
     }
 
     /// The bound address (with the real port when the configuration asked for port 0).
@@ -152,7 +201,40 @@ impl Application {
             self.throttle.clone(),
             self.cleanup_interval,
         ));
-        server::serve(self.listener, self.router, &self.limits, shutdown).await;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let metrics = Arc::clone(&self.metrics);
+        let upkeep = tokio::spawn(async move {
+            let mut every = tokio::time::interval(METRICS_UPKEEP_EVERY);
+            loop {
+                every.tick().await;
+                metrics.run_upkeep();
+            }
+        });
+        let reload = self.reload.map(tokio::spawn);
+        let main = server::serve(
+            self.listener,
+            self.router,
+            &self.limits,
+            self.tls,
+            stopped(stop_rx.clone()),
+        );
+        let side = async {
+            if let Some((listener, router, _)) = self.metrics_server {
+                server::serve(listener, router, &self.limits, None, stopped(stop_rx)).await;
+            }
+        };
+        let signal = async {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        };
+        tokio::join!(main, side, signal);
+        upkeep.abort();
+        if let Some(r) = reload {
+            r.abort();
+        }
         cleanup.abort();
         self.sessions.store().close().await;
     }

@@ -54,11 +54,14 @@ fn serve(cli: Cli) -> ExitCode {
                  AUTHD_SECRET_KEY is set). For trying authd out only; never in production."
             );
         }
-        // Signal handlers first: the "listening on" line tells scripts they may send SIGTERM.
-        let addr = app.local_addr();
-        let running = app.run();
-        tracing::info!("listening on http://{addr}");
-        running.await;
+        let (scheme, addr, metrics_addr) = (app.scheme(), app.local_addr(), app.metrics_addr());
+        // Signals are watched for from here on: one sent as soon as the line below appears counts.
+        let serving = app.run();
+        tracing::info!("listening on {scheme}://{addr}");
+        if let Some(addr) = metrics_addr {
+            tracing::info!("metrics on http://{addr}/metrics");
+        }
+        serving.await;
         ExitCode::SUCCESS
     })
 }

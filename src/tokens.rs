@@ -1,5 +1,6 @@
-//! Access tokens: HS256 JWTs. Claims, the keys built once from the secret, issuing and verifying.
-//! Plain Rust with no HTTP in it; every function that needs the time takes `now` from its caller.
+//! Access tokens: HS256 JWTs. Claims, the keys built once from the secret (and the previous
+//! secrets still accepted during a rotation), issuing and verifying. Plain Rust with no HTTP in
+//! it; every function that needs the time takes `now` from its caller.
 
 use std::time::Duration;
 
@@ -98,11 +99,38 @@ pub struct IssuedToken {
     pub expires_in: u64,
 }
 
+/// The `kid` (JWT header key ID) naming an HMAC secret: the first 8 bytes of the secret's SHA-256,
+/// in lower-case hex (16 characters). It names the key without revealing it, and anyone holding
+/// the secret can compute it: `printf %s "$SECRET" | sha256sum | cut -c1-16`.
+pub fn key_id(secret: &[u8]) -> String {
+    use sha2::Digest as _;
+    use std::fmt::Write as _;
+    let digest = sha2::Sha256::digest(secret);
+    digest[..8]
+        .iter()
+        .fold(String::with_capacity(16), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// A secret that verifies tokens, with the `kid` that names it.
+struct VerifyingKey {
+    kid: String,
+    decoding: DecodingKey,
+}
+
 /// Signing and verifying keys, built once from the secret and shared by every request.
+///
+/// Tokens are signed with the current secret and carry its [`key_id`] as `kid`. A token is
+/// verified with the key its `kid` names, the current one or a previous one; a `kid` naming no
+/// key is invalid. A token without `kid` (made by PyJWT or another library, or by authd before
+/// key IDs) is tried against the current key, then each previous one.
 pub struct TokenKeys {
     encoding: EncodingKey,
-    decoding: DecodingKey,
     header: Header,
+    /// The current key first, then the previous ones in the order given.
+    verifying: Vec<VerifyingKey>,
     validation: Validation,
     settings: TokenSettings,
 }
@@ -120,6 +148,16 @@ impl TokenKeys {
     /// Builds the keys from the shared secret (refused only when empty).
     pub fn new(
         secret: &[u8],
+        settings: TokenSettings,
+    ) -> Result<Self, jsonwebtoken::errors::Error> {
+        Self::with_previous(secret, &[], settings)
+    }
+
+    /// Builds the keys from the current secret, which signs, and previous secrets that still
+    /// verify the tokens they signed until those expire.
+    pub fn with_previous(
+        secret: &[u8],
+        previous: &[&[u8]],
         settings: TokenSettings,
     ) -> Result<Self, jsonwebtoken::errors::Error> {
         // The algorithm is pinned: a token whose header names anything but HS256 (none, HS384,
@@ -140,13 +178,29 @@ impl TokenKeys {
             required.push("aud");
         }
         validation.set_required_spec_claims(&required);
+        let verifying = std::iter::once(secret)
+            .chain(previous.iter().copied())
+            .map(|s| {
+                Ok(VerifyingKey {
+                    kid: key_id(s),
+                    decoding: DecodingKey::from_secret(s)?,
+                })
+            })
+            .collect::<Result<Vec<_>, jsonwebtoken::errors::Error>>()?;
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(key_id(secret));
         Ok(Self {
             encoding: EncodingKey::from_secret(secret)?,
-            decoding: DecodingKey::from_secret(secret)?,
-            header: Header::new(Algorithm::HS256),
+            header,
+            verifying,
             validation,
             settings,
         })
+    }
+
+    /// The `kid` of the current (signing) key.
+    pub fn current_key_id(&self) -> &str {
+        self.verifying.first().map_or("", |k| k.kid.as_str())
     }
 
     /// The settings the keys were built with.
@@ -173,12 +227,30 @@ impl TokenKeys {
         })
     }
 
-    /// Verifies `token` at `now`: HS256 only, signature, `exp` required and in the future
-    /// (within [`LEEWAY_SECS`]), `nbf` honoured, `iss`/`aud` when configured.
+    /// Verifies `token` at `now`: HS256 only, signature with the key its `kid` names (or any of
+    /// ours when it has none), `exp` required and in the future (within [`LEEWAY_SECS`]), `nbf`
+    /// honoured, `iss`/`aud` when configured.
     pub fn verify(&self, token: &str, now: i64) -> Result<Claims, VerifyError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|_| VerifyError::Invalid)?;
-        let claims = data.claims;
+        let decode = |key: &VerifyingKey| {
+            jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation).ok()
+        };
+        let (current, previous) = self.verifying.split_first().ok_or(VerifyError::Invalid)?;
+        // The current key first: the usual case costs one decode. A token it signed must not
+        // name another key; one it did not sign is looked up among the previous keys by `kid`.
+        let data = match decode(current) {
+            Some(d) if d.header.kid.as_deref().is_none_or(|kid| kid == current.kid) => Some(d),
+            Some(_) => None,
+            None if previous.is_empty() => None,
+            None => {
+                let header =
+                    jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Invalid)?;
+                match header.kid.as_deref() {
+                    Some(kid) => previous.iter().find(|k| k.kid == kid).and_then(decode),
+                    None => previous.iter().find_map(decode),
+                }
+            }
+        };
+        let claims = data.ok_or(VerifyError::Invalid)?.claims;
         if let Some(nbf) = claims.nbf
             && nbf > now.saturating_add(LEEWAY_SECS)
         {
@@ -320,6 +392,81 @@ mod tests {
         // A token from the plain configuration carries neither and is refused.
         let plain = keys().issue("bob", NOW).unwrap().token;
         assert_eq!(k.verify(&plain, NOW), Err(VerifyError::Invalid));
+    }
+
+    const OLD: &[u8] = b"the-previous-secret-0123456789-abcdefghij";
+    const STRANGER: &[u8] = b"a-secret-nobody-configured-0123456789-xyz";
+
+    fn sign_with_kid(kid: Option<&str>, secret: &[u8]) -> String {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = kid.map(str::to_owned);
+        jsonwebtoken::encode(
+            &header,
+            &serde_json::json!({"user": "a", "exp": NOW + 600}),
+            &EncodingKey::from_secret(secret).unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn key_id_is_the_hex_sha256_prefix_of_the_secret() {
+        // `printf %s 0123456789abcdef0123456789abcdef-unit-tests | sha256sum | cut -c1-16`
+        assert_eq!(key_id(SECRET), "a4809e7d6e78d00b");
+        assert_eq!(key_id(SECRET).len(), 16);
+        assert_ne!(key_id(SECRET), key_id(OLD));
+    }
+
+    #[test]
+    fn issued_tokens_name_the_current_key_in_kid() {
+        let k = TokenKeys::with_previous(SECRET, &[OLD], TokenSettings::default()).unwrap();
+        let t = k.issue("alice", NOW).unwrap().token;
+        let header = jsonwebtoken::decode_header(&t).unwrap();
+        assert_eq!(header.kid.as_deref(), Some(key_id(SECRET).as_str()));
+        assert_eq!(k.current_key_id(), key_id(SECRET));
+        assert!(!t.contains(std::str::from_utf8(SECRET).unwrap()));
+    }
+
+    #[test]
+    fn token_of_a_previous_key_verifies_with_or_without_kid() {
+        let k = TokenKeys::with_previous(SECRET, &[OLD], TokenSettings::default()).unwrap();
+        assert!(
+            k.verify(&sign_with_kid(Some(&key_id(OLD)), OLD), NOW)
+                .is_ok()
+        );
+        assert!(k.verify(&sign_with_kid(None, OLD), NOW).is_ok());
+        assert!(k.verify(&sign_with_kid(None, SECRET), NOW).is_ok());
+        // Without the previous key configured, the old token is refused.
+        assert_eq!(
+            keys().verify(&sign_with_kid(Some(&key_id(OLD)), OLD), NOW),
+            Err(VerifyError::Invalid)
+        );
+    }
+
+    #[test]
+    fn unknown_key_and_kid_naming_another_key_are_invalid() {
+        let k = TokenKeys::with_previous(SECRET, &[OLD], TokenSettings::default()).unwrap();
+        for t in [
+            sign_with_kid(None, STRANGER),
+            sign_with_kid(Some(&key_id(STRANGER)), STRANGER),
+            // A kid naming none of our keys, even though the signature is ours.
+            sign_with_kid(Some("0000000000000000"), SECRET),
+            // A kid naming one of our keys, signed with another of ours.
+            sign_with_kid(Some(&key_id(OLD)), SECRET),
+        ] {
+            assert_eq!(k.verify(&t, NOW), Err(VerifyError::Invalid));
+        }
+    }
+
+    #[test]
+    fn expired_token_of_a_previous_key_is_expired() {
+        let old = TokenKeys::new(OLD, TokenSettings::default()).unwrap();
+        let t = old.issue("alice", NOW).unwrap().token;
+        let k = TokenKeys::with_previous(SECRET, &[OLD], TokenSettings::default()).unwrap();
+        assert!(k.verify(&t, NOW + 1800).is_ok());
+        assert_eq!(
+            k.verify(&t, NOW + 1800 + LEEWAY_SECS + 1),
+            Err(VerifyError::Expired)
+        );
     }
 
     #[test]

@@ -36,6 +36,18 @@ pub enum ApiError {
     /// A token that does not verify: 403 "Token is invalid!".
     #[error("Token is invalid!")]
     TokenInvalid,
+    /// Strict mode, no token: 401 "Token is missing!" with a bare `Bearer` challenge (RFC 6750
+    /// §3.1: no error code when the request has no credentials).
+    #[error("Token is missing!")]
+    BearerMissing,
+    /// Strict mode, a token that does not verify: 401 "Token is invalid!" with
+    /// `error="invalid_token"`.
+    #[error("Token is invalid!")]
+    BearerInvalid,
+    /// Strict mode, a token in the query string or a malformed Bearer header: 400 with
+    /// `error="invalid_request"`.
+    #[error("Send the token in an Authorization: Bearer header only")]
+    BearerBadRequest,
     /// Password hashing is saturated: 503 "Server busy" with `Retry-After`.
     #[error("Server busy")]
     Busy,
@@ -52,12 +64,22 @@ pub enum ApiError {
 
 /// The realm named in `WWW-Authenticate` on 401 answers.
 pub const BASIC_CHALLENGE: &str = r#"Basic realm="authd", charset="UTF-8""#;
+/// The Bearer challenge for a request with no token (RFC 6750 §3).
+pub const BEARER_CHALLENGE: &str = r#"Bearer realm="authd""#;
+/// The Bearer challenge for a token that does not verify (RFC 6750 §3.1).
+pub const BEARER_INVALID_TOKEN: &str = r#"Bearer realm="authd", error="invalid_token", error_description="The access token is invalid or expired""#;
+/// The Bearer challenge for a malformed request (RFC 6750 §3.1).
+pub const BEARER_INVALID_REQUEST: &str = r#"Bearer realm="authd", error="invalid_request", error_description="Send the token in an Authorization: Bearer header only""#;
 
 impl ApiError {
     /// The status code of this error.
     pub fn status(self) -> StatusCode {
         match self {
-            Self::CouldNotVerify | Self::RefreshTokenInvalid => StatusCode::UNAUTHORIZED,
+            Self::CouldNotVerify
+            | Self::RefreshTokenInvalid
+            | Self::BearerMissing
+            | Self::BearerInvalid => StatusCode::UNAUTHORIZED,
+            Self::BearerBadRequest => StatusCode::BAD_REQUEST,
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -74,13 +96,18 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut res = message(self.status(), &self.to_string());
+        let challenge = match self {
+            Self::CouldNotVerify => Some(BASIC_CHALLENGE),
+            Self::BearerMissing => Some(BEARER_CHALLENGE),
+            Self::BearerInvalid => Some(BEARER_INVALID_TOKEN),
+            Self::BearerBadRequest => Some(BEARER_INVALID_REQUEST),
+            _ => None,
+        };
+        if let Some(c) = challenge {
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+        }
         match self {
-            Self::CouldNotVerify => {
-                res.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(BASIC_CHALLENGE),
-                );
-            }
             Self::Busy => {
                 res.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

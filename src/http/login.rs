@@ -11,6 +11,7 @@ use super::AppState;
 use super::client_addr::ClientAddr;
 use super::error::ApiError;
 use super::json::json;
+use crate::metrics::LoginOutcome;
 use crate::sessions::SessionError;
 use crate::store::StoreError;
 use crate::throttle::ThrottleError;
@@ -37,15 +38,19 @@ pub async fn login(
     ClientAddr(client): ClientAddr,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let creds = headers
+    let Some(creds) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| parse_basic(v.as_bytes()))
-        .ok_or(ApiError::CouldNotVerify)?;
+    else {
+        state.metrics.login(LoginOutcome::BadCredentials);
+        return Err(ApiError::CouldNotVerify);
+    };
     let username = creds.username;
     let password = creds.password;
     let attempt = match state.throttle.begin(&username, client, tokens::now()).await {
         Ok(a) => a,
         Err(ThrottleError::Limited { retry_after }) => {
+            state.metrics.login(LoginOutcome::Throttled);
             tracing::info!(target: "authd::login", outcome = "throttled", "login refused");
             return Err(ApiError::TooManyAttempts { retry_after });
         }
@@ -57,8 +62,12 @@ pub async fn login(
         .hashing
         .run(move || users.check(&name, password.expose_secret().as_bytes()))
         .await
-        .map_err(|_| ApiError::Busy)?;
+        .map_err(|_| {
+            state.metrics.login(LoginOutcome::Busy);
+            ApiError::Busy
+        })?;
     if !ok {
+        state.metrics.login(LoginOutcome::BadCredentials);
         tracing::info!(target: "authd::login", outcome = "bad_credentials", "login refused");
         return Err(ApiError::CouldNotVerify);
     }
@@ -73,7 +82,9 @@ pub async fn login(
         .start(&username, now)
         .await
         .map_err(|e| session_failure(&e))?;
-    token_response(&state, &username, refresh_token.0, now)
+    let res = token_response(&state, &username, refresh_token.0, now)?;
+    state.metrics.login(LoginOutcome::Ok);
+    Ok(res)
 }
 
 /// The answer to a login or a refresh: a new access token beside `refresh_token`, not cacheable.

@@ -1,10 +1,12 @@
 //! Cross-cutting layers: request size checks answered in JSON, the JSON rewrite of answers that
-//! other layers produce as plain text (404, 405, 408, 413, ...), and the one-line request log.
+//! other layers produce as plain text (404, 405, 408, 413, ...), latency metrics by route, and
+//! the one-line request log.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Response, header};
 use axum::middleware::Next;
 use axum::response::IntoResponse;
@@ -12,6 +14,12 @@ use tracing::Span;
 
 use super::error::ApiError;
 use super::json::message;
+use crate::metrics::Metrics;
+
+/// Marks an error answer whose body is exactly what its handler made, such as `/verify`'s empty
+/// 401 that a proxy could otherwise pass on to its client: `json_errors` leaves it alone.
+#[derive(Debug, Clone, Copy)]
+pub struct KeepBody;
 
 /// Head limits enforced by the `head_limit` middleware.
 #[derive(Debug, Clone, Copy)]
@@ -51,7 +59,9 @@ pub async fn head_limit(
 /// keeping their status and headers (such as `Allow`).
 pub async fn json_errors(res: Response<Body>) -> Response<Body> {
     let status = res.status();
-    if !(status.is_client_error() || status.is_server_error()) {
+    if !(status.is_client_error() || status.is_server_error())
+        || res.extensions().get::<KeepBody>().is_some()
+    {
         return res;
     }
     let is_json = res
@@ -68,6 +78,20 @@ pub async fn json_errors(res: Response<Body>) -> Response<Body> {
     let (fresh_parts, body) = fresh.into_parts();
     parts.headers.extend(fresh_parts.headers);
     Response::from_parts(parts, body)
+}
+
+/// Records the request's latency under its matched route (not the raw path, which would make a
+/// series per distinct URL).
+pub async fn track_latency(
+    State(metrics): State<Arc<Metrics>>,
+    req: Request,
+    next: Next,
+) -> Response<Body> {
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let start = Instant::now();
+    let res = next.run(req).await;
+    metrics.request_duration(route.as_ref().map(MatchedPath::as_str), start.elapsed());
+    res
 }
 
 /// The span of one request: method and path only. The query string is left out because it may

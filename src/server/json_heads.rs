@@ -2,10 +2,11 @@
 //!
 //! When a request cannot even be parsed (a target over 64 KiB, a head over the hard cap, bytes
 //! that are not HTTP), hyper answers by itself, before any of our code runs, with a bare head:
-//! `HTTP/1.1 414 URI Too Long`, `connection: close`, `content-length: 0`. Our own error answers
-//! always carry a JSON body (see `http::middleware::json_errors`), so a 4xx head with
-//! `content-length: 0` and nothing after it can only be one of those; this writer swaps it for the
-//! same status with a `{"message": reason}` body.
+//! `HTTP/1.1 414 URI Too Long`, `connection: close`, `content-length: 0`, `date`. Our own error
+//! answers carry a JSON body (see `http::middleware::json_errors`) or, when deliberately empty
+//! (`/verify`'s 401), headers of their own such as `www-authenticate`; so a 4xx head with
+//! `content-length: 0`, nothing after it and no header but those three can only be the parser's.
+//! This writer swaps it for the same status with a `{"message": reason}` body.
 
 use std::io;
 use std::pin::Pin;
@@ -101,10 +102,18 @@ fn rewrite(buf: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let head = std::str::from_utf8(&buf[..head_end + 2]).ok()?;
-    if !head
-        .to_ascii_lowercase()
-        .contains("\r\ncontent-length: 0\r\n")
-    {
+    let lower = head.to_ascii_lowercase();
+    if !lower.contains("\r\ncontent-length: 0\r\n") {
+        return None;
+    }
+    // The parser's heads carry these headers and no other.
+    let only_parser_headers = lower.split("\r\n").skip(1).all(|line| {
+        line.is_empty()
+            || ["connection:", "content-length:", "date:"]
+                .iter()
+                .any(|name| line.starts_with(name))
+    });
+    if !only_parser_headers {
         return None;
     }
     let status_line = head.split("\r\n").next()?;
@@ -153,5 +162,11 @@ mod tests {
         assert!(rewrite(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 2\r\n\r\n{}").is_none());
         assert!(rewrite(b"HTTP/1.1 404 Not Found\r\ncontent-length: 24\r\n\r\n").is_none());
         assert!(rewrite(b"{\"message\":\"x\"}").is_none());
+    }
+
+    #[test]
+    fn deliberately_empty_error_answers_pass_unchanged() {
+        let verify_401 = b"HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Bearer realm=\"authd\"\r\ncache-control: no-store\r\ncontent-length: 0\r\ndate: Sun, 29 Nov 2026 09:29:28 GMT\r\n\r\n";
+        assert!(rewrite(verify_401).is_none());
     }
 }

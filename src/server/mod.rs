@@ -1,9 +1,11 @@
-//! The accept loop: HTTP/1.1 over hyper with a header-read timeout, a cap on what one request
-//! head may buffer, the parser's own error answers made JSON, the peer address handed to handlers, and graceful shutdown (stop accepting,
+//! The accept loop: HTTP/1.1 over hyper, in the clear or over TLS, with a header-read timeout
+//! (and a handshake timeout), a cap on what one request head may buffer, the parser's own error
+//! answers made JSON, the peer address handed to handlers, and graceful shutdown (stop accepting,
 //! let in-flight requests finish within a grace period).
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -18,15 +20,18 @@ use tower::ServiceExt as _;
 use crate::config::Limits;
 
 mod json_heads;
+mod tls;
 
 pub use json_heads::JsonErrorHeads;
+pub use tls::{Tls, TlsError};
 
-/// Serves `router` on `listener` until `shutdown` completes, then waits up to the grace period for
-/// open connections to finish their requests.
+/// Serves `router` on `listener` (over TLS when `tls` is given) until `shutdown` completes, then
+/// waits up to the grace period for open connections to finish their requests.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: &Limits,
+    tls: Option<Arc<Tls>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut builder = http1::Builder::new();
@@ -40,7 +45,7 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let (stream, peer) = tokio::select! {
+        let (mut stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -59,13 +64,42 @@ pub async fn serve(
                 req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
                 req
             });
-        let conn = builder.serve_connection(
-            TokioIo::new(JsonErrorHeads::new(stream)),
-            TowerToHyperService::new(service),
-        );
-        let conn = graceful.watch(conn);
+        let service = TowerToHyperService::new(service);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let Some(tls) = &tls else {
+            let conn = builder.serve_connection(TokioIo::new(JsonErrorHeads::new(stream)), service);
+            tokio::spawn(async move {
+                if let Err(e) = watcher.watch(conn).await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+            continue;
+        };
+        let acceptor = tls.acceptor();
+        let handshake_timeout = limits.header_read_timeout;
+        // The handshake runs in the connection's task, so a slow client never holds up accept.
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let handshake = async {
+                if !tls::starts_with_tls(&mut stream).await? {
+                    return Ok(None);
+                }
+                acceptor.accept(stream).await.map(Some)
+            };
+            let stream = match tokio::time::timeout(handshake_timeout, handshake).await {
+                Ok(Ok(Some(stream))) => stream,
+                Ok(Ok(None)) => return,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("TLS handshake timed out");
+                    return;
+                }
+            };
+            let conn = builder.serve_connection(TokioIo::new(JsonErrorHeads::new(stream)), service);
+            if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
@@ -81,12 +115,41 @@ pub async fn serve(
     }
 }
 
-/// Completes on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when the
-/// future is first polled, so that a signal sent right after "listening on" is not the default
-/// (fatal) one. Call it inside the runtime.
-pub fn shutdown_signal() -> impl Future<Output = ()> {
+/// Watches for SIGHUP from the moment it is called (a SIGHUP not watched for ends the process)
+/// and, in the returned future, re-reads the TLS certificate and key on each one. A reload that
+/// fails is logged and the previous certificate stays in use.
+pub fn reload_tls_on_sighup(tls: Arc<Tls>) -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let handlers = {
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+    async move {
+        #[cfg(unix)]
+        {
+            let mut hangups = match hangups {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGHUP; TLS files will not be reloaded");
+                    return;
+                }
+            };
+            while hangups.recv().await.is_some() {
+                match tls.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "SIGHUP: TLS reload failed; keeping the current certificate");
+                    }
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tls;
+    }
+}
+
+/// Watches for Ctrl-C and SIGTERM from the moment it is called (so that a signal sent as soon as
+/// the server says it is listening is not lost); the returned future completes on either.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let (interrupt, terminate) = {
         use tokio::signal::unix::{SignalKind, signal};
         (
             signal(SignalKind::interrupt()),
@@ -107,9 +170,8 @@ pub fn shutdown_signal() -> impl Future<Output = ()> {
                     }
                 }
             };
-            let (interrupt, terminate) = handlers;
             tokio::select! {
-                () = wait(interrupt, "Ctrl-C") => {},
+                () = wait(interrupt, "SIGINT") => {},
                 () = wait(terminate, "SIGTERM") => {},
             }
         }

@@ -29,6 +29,18 @@ pub fn password_hash() -> &'static str {
     HASH.get_or_init(|| authd::users::hash_password(PASSWORD.as_bytes()).unwrap())
 }
 
+/// An HTTP client for the tests. reqwest is built without a TLS crypto provider of its own (the
+/// HTTPS tests use ring, like the server), so the process-wide default is set here first: build
+/// clients through this function, not `reqwest::Client::new()`, which panics without it.
+pub fn client() -> reqwest::Client {
+    static PROVIDER: OnceLock<()> = OnceLock::new();
+    PROVIDER.get_or_init(|| {
+        // Err only when another test thread installed it first: the same provider.
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::new()
+}
+
 pub fn now() -> i64 {
     authd::tokens::now()
 }
@@ -45,6 +57,8 @@ pub fn mint(alg: Algorithm, secret: &str, claims: &serde_json::Value) -> String 
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The separate metrics address, when the config asked for one.
+    pub metrics_addr: Option<SocketAddr>,
     pub base: String,
     pub client: reqwest::Client,
     _stop: tokio::sync::oneshot::Sender<()>,
@@ -137,6 +151,10 @@ pub fn test_config(dir: &Path) -> Config {
         throttle: ThrottleSettings::default(),
         trusted_proxies: TrustedProxies::default(),
         cleanup_interval: Duration::from_secs(600),
+        previous_secrets: Vec::new(),
+        tls: None,
+        strict: false,
+        metrics_listen: None,
     }
 }
 
@@ -152,14 +170,17 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config, &Path)) -> TestApp 
     adjust(&mut config, dir.path());
     let app = Application::build(config).await.unwrap();
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
+    let base = format!("{}://{addr}", app.scheme());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async {
         let _ = stopped.await;
     }));
     TestApp {
         addr,
-        base: format!("http://{addr}"),
-        client: reqwest::Client::new(),
+        metrics_addr,
+        base,
+        client: client(),
         _stop: stop,
         _dir: dir,
     }
@@ -314,6 +335,8 @@ pub fn binary_command(dir: &Path) -> Command {
 /// A running `authd` process, with everything it printed on stdout kept for inspection.
 pub struct Binary {
     pub child: Child,
+    /// The tasks copying stdout and stderr into `output`; they end when the process closes them.
+    readers: Vec<tokio::task::JoinHandle<()>>,
     pub base: String,
     pub client: reqwest::Client,
     pub output: Arc<Mutex<String>>,
@@ -321,7 +344,8 @@ pub struct Binary {
 }
 
 impl Binary {
-    /// Starts the binary with `args` and `envs` on port 0 and waits for its "listening on" line.
+    /// Starts the binary with `args` and `envs` on port 0 and waits for its "listening on" line
+    /// (`http://` or `https://`).
     pub async fn start(args: &[&str], envs: &[(&str, &str)]) -> Binary {
         let dir = tempfile::tempdir().unwrap();
         Self::start_in(dir, args, envs).await
@@ -340,35 +364,36 @@ impl Binary {
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
         let out = Arc::clone(&output);
-        tokio::spawn(async move {
+        let stdout_reader = tokio::spawn(async move {
             let mut addr_tx = Some(addr_tx);
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(i) = line.find("listening on http://")
+                if let Some(i) = line.find("listening on http")
                     && let Some(tx) = addr_tx.take()
                 {
-                    let _ = tx.send(line[i + "listening on http://".len()..].trim().to_owned());
+                    let _ = tx.send(line[i + "listening on ".len()..].trim().to_owned());
                 }
                 out.lock().unwrap().push_str(&line);
                 out.lock().unwrap().push('\n');
             }
         });
         let err = Arc::clone(&output);
-        tokio::spawn(async move {
+        let stderr_reader = tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 err.lock().unwrap().push_str(&line);
                 err.lock().unwrap().push('\n');
             }
         });
-        let addr = match tokio::time::timeout(Duration::from_secs(20), addr_rx).await {
+        let base = match tokio::time::timeout(Duration::from_secs(20), addr_rx).await {
             Ok(Ok(a)) => a,
             _ => panic!("authd did not start: {}", output.lock().unwrap().as_str()),
         };
         Binary {
             child,
-            base: format!("http://{addr}"),
-            client: reqwest::Client::new(),
+            readers: vec![stdout_reader, stderr_reader],
+            base,
+            client: client(),
             output,
             dir,
         }
@@ -382,18 +407,47 @@ impl Binary {
         self.output.lock().unwrap().clone()
     }
 
-    /// Sends SIGTERM and waits (bounded) for the exit status.
-    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.base.rsplit('/').next().unwrap().parse().unwrap()
+    }
+
+    /// Sends a signal (`TERM`, `HUP`, ...) to the process.
+    pub fn signal(&self, name: &str) {
         let pid = self.child.id().unwrap();
         let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
+            .args([&format!("-{name}"), &pid.to_string()])
             .status()
             .unwrap();
         assert!(status.success());
-        tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+    }
+
+    /// Waits (bounded) until the output holds `needle`.
+    pub async fn wait_for_output(&self, needle: &str) {
+        for _ in 0..200 {
+            if self.output().contains(needle) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "no {needle:?} in the output within 10 s:\n{}",
+            self.output()
+        );
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        let status = tokio::time::timeout(Duration::from_secs(15), self.child.wait())
             .await
             .expect("authd did not exit within 15 s of SIGTERM")
-            .unwrap()
+            .unwrap();
+        // Everything the process wrote before exiting is in `output` once the readers end.
+        for reader in self.readers.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
+        }
+        status
     }
 }
 

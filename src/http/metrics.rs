@@ -1,0 +1,48 @@
+//! `GET /metrics`: the Prometheus text exposition of this server's metrics, on the main router
+//! or on a router of its own for a separate listen address.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::metrics::Metrics;
+use crate::users::HashPool;
+
+/// What `/metrics` reads.
+#[derive(Debug, Clone)]
+pub struct MetricsState {
+    /// The counters and histograms.
+    pub metrics: Arc<Metrics>,
+    /// The hashing pool, for the hashes-in-flight gauge.
+    pub hashing: Arc<HashPool>,
+}
+
+/// `Content-Type` of the Prometheus text format.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Renders every series.
+pub async fn metrics(State(state): State<MetricsState>) -> Response {
+    let body = state.metrics.render(state.hashing.in_flight());
+    let mut res = body.into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(PROMETHEUS_TEXT),
+    );
+    res
+}
+
+/// A router serving only `GET /metrics` (404 in JSON for anything else), for
+/// `AUTHD_METRICS_LISTEN`.
+pub fn metrics_only_router(state: MetricsState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .fallback(|| async { StatusCode::NOT_FOUND })
+        .with_state(state)
+        .layer(axum::middleware::map_response(
+            super::middleware::json_errors,
+        ))
+}
