@@ -5,25 +5,52 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use secrecy::ExposeSecret;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::ApiError;
-use super::json::json;
+use super::json::{MessageResponse, json};
 use crate::tokens;
 use crate::transport::parse_basic;
 
 /// A successful login.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LoginResponse {
-    /// The access token (the tutorial's field).
+    /// The access token (the tutorial's field): a compact HS256 JWT.
+    #[schema(example = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJ1c2VyIjoidXNlciJ9.c2lnbmF0dXJl")]
     pub token: String,
     /// Always `Bearer`.
+    #[schema(value_type = String, pattern = "^Bearer$", example = "Bearer")]
     pub token_type: &'static str,
     /// Seconds until the token expires.
+    #[schema(example = 1800)]
     pub expires_in: u64,
 }
 
 /// Checks the Basic credentials (one password hash, in the bounded pool) and issues a token.
+#[utoipa::path(
+    post,
+    path = "/login",
+    tag = "tokens",
+    summary = "Log in with HTTP Basic credentials and get an access token",
+    security(("basic" = [])),
+    responses(
+        (status = 200, description = "The credentials are right: a fresh access token.",
+            body = LoginResponse,
+            headers(
+                ("Cache-Control" = String, description = "`no-store`: answers carrying tokens are not cached"),
+                ("Pragma" = String, description = "`no-cache`"),
+            )),
+        (status = 401, description = "Wrong, missing or malformed credentials.",
+            body = MessageResponse,
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"authd\", charset=\"UTF-8\"`")),
+            example = json!({"message": "Could not verify"})),
+        (status = 503, description = "Password hashing is saturated; try again.",
+            body = MessageResponse,
+            headers(("Retry-After" = String, description = "Seconds to wait")),
+            example = json!({"message": "Server busy"})),
+    ),
+)]
 pub async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,

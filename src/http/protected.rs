@@ -2,16 +2,52 @@
 
 use axum::http::StatusCode;
 use axum::response::Response;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::auth::Authenticated;
-use super::json::{json, message};
+use super::json::{MessageResponse, json, message};
 
 /// Answers only for a valid token; see [`Authenticated`].
+#[utoipa::path(
+    get,
+    path = "/protected",
+    tag = "tokens",
+    summary = "The tutorial's guarded route: answers only for a valid token",
+    description = "The token goes in the `token` query parameter (the tutorial's way) or in an \
+        `Authorization: Bearer` header (safer: query strings end up in logs). When both are sent \
+        they must be the same token.",
+    security(("token" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The token is valid.",
+            body = MessageResponse, example = json!({"message": "This is a protected route."})),
+        (status = 403, description = "No token (`Token is missing!`), or one that is not valid: \
+            bad signature, another algorithm than HS256, expired, no `exp`, not yet valid, \
+            wrong issuer or audience, or a query token and a Bearer token that differ \
+            (`Token is invalid!`).",
+            body = MessageResponse, example = json!({"message": "Token is invalid!"})),
+    ),
+)]
 pub async fn protected(_: Authenticated) -> Response {
     message(StatusCode::OK, "This is a protected route.")
 }
 
+/// The body of `/healthz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthResponse {
+    /// Always `ok`.
+    #[schema(value_type = String, pattern = "^ok$", example = "ok")]
+    pub status: &'static str,
+}
+
 /// Liveness: 200 `{"status": "ok"}`.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    summary = "Liveness",
+    responses((status = 200, description = "The server is up.", body = HealthResponse)),
+)]
 pub async fn healthz() -> Response {
-    json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
+    json(StatusCode::OK, &HealthResponse { status: "ok" })
 }
