@@ -6,6 +6,79 @@
 //! forward authentication; `GET /metrics` tells Prometheus how it went. [`Application::build`]
 //! makes the whole server from a [`Config`], the same way in `main` and in tests; [`tokens`],
 //! [`users`], [`store`], [`sessions`], [`throttle`], [`proxies`] and [`metrics`] are plain Rust.
+//!
+//! # The token check in your own axum service
+//!
+//! Another service that shares authd's secret accepts authd's tokens with the very check authd
+//! runs on `/protected`: the token from `?token=` or `Authorization: Bearer`, HS256 only, `exp`
+//! required, and the same 403 `{"message": ...}` answers. Build the keys once with
+//! [`TokenKeys::new`] and use the [`Authenticated`] extractor in handlers:
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use authd::{Authenticated, TokenKeys, TokenSettings};
+//! use axum::body::Body;
+//! use axum::http::{Request, StatusCode, header};
+//! use axum::{Router, routing::get};
+//! use tower::ServiceExt as _;
+//!
+//! async fn hello(Authenticated(claims): Authenticated) -> String {
+//!     format!("hello, {}", claims.subject().unwrap_or("stranger"))
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! // In a real service the secret comes from the environment, as authd's does.
+//! let keys = TokenKeys::new(b"the secret authd signs with, 32+ bytes", TokenSettings::default())
+//!     .expect("a non-empty secret");
+//! let keys = Arc::new(keys);
+//! let app = Router::new().route("/hello", get(hello)).with_state(Arc::clone(&keys));
+//!
+//! // A token as authd's `POST /login` hands it out opens the route...
+//! let token = keys.issue("alice", authd::tokens::now()).unwrap().token;
+//! let req = Request::get("/hello")
+//!     .header(header::AUTHORIZATION, format!("Bearer {token}"))
+//!     .body(Body::empty())
+//!     .unwrap();
+//! let res = app.clone().oneshot(req).await.unwrap();
+//! assert_eq!(res.status(), StatusCode::OK);
+//!
+//! // ...and a request without one gets authd's answer.
+//! let res = app.oneshot(Request::get("/hello").body(Body::empty()).unwrap()).await.unwrap();
+//! assert_eq!(res.status(), StatusCode::FORBIDDEN);
+//! let body = axum::body::to_bytes(res.into_body(), 1024).await.unwrap();
+//! assert_eq!(&body[..], b"{\"message\":\"Token is missing!\"}\n");
+//! # }
+//! ```
+//!
+//! Or guard whole routes with the [`RequireToken`] layer; the claims are then in the request's
+//! extensions:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//!
+//! use authd::{Authenticated, RequireToken, TokenKeys, TokenSettings};
+//! use axum::{Extension, Router, routing::get};
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let secret = std::env::var("AUTHD_SECRET_KEY")?;
+//! let keys = Arc::new(TokenKeys::new(secret.as_bytes(), TokenSettings::default())?);
+//! let app = Router::new()
+//!     .route("/reports", get(|Extension(Authenticated(claims)): Extension<Authenticated>| async move {
+//!         format!("reports for {}", claims.subject().unwrap_or("?"))
+//!     }))
+//!     // `route_layer`: unknown paths still answer 404, not 403.
+//!     .route_layer(RequireToken::new(keys))
+//!     .route("/healthz", get(|| async { "ok" }));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! `examples/protected_service.rs` is such a service, ready to run.
 
 pub mod admin;
 pub mod config;
@@ -29,7 +102,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 pub use config::{Cli, Config, ConfigError};
-pub use http::{ApiError, AppState, Authenticated};
+pub use http::{ApiError, AppState, Authenticated, RequireToken, verify_request};
 pub use tokens::{Claims, TokenKeys, TokenSettings};
 
 use config::{Limits, UsersSource};

@@ -52,26 +52,37 @@ pub enum PresentedToken<'a> {
     Missing,
     /// One token, from the query or the Bearer header (or both, the same).
     Token(Cow<'a, str>),
-    /// A Bearer header that is not text, or a query token and a Bearer token that differ:
+    /// A Bearer header that is not text, a query token and a Bearer token that differ, or a
+    /// query token sent with an `Authorization` header that is neither Bearer nor Basic:
     /// "Token is invalid!".
     Conflicting,
 }
 
 /// Finds the access token in the query string (`token=`, the first one, URL-decoded) and the
-/// `Authorization` header (`Bearer <token>`, scheme matched without regard to case). Any other
-/// `Authorization` scheme is not a token and is ignored.
+/// `Authorization` header (`Bearer <token>`, scheme matched without regard to case).
+///
+/// Well-formed Basic credentials in `Authorization` are not a token and are ignored: browsers
+/// send them again to every path after the login's `WWW-Authenticate: Basic` challenge. Any other
+/// `Authorization` value next to a query token is refused as conflicting: RFC 6750 §2 lets a
+/// client send its token one way only, and a credential we cannot read is not waved through.
 pub fn find_token<'a>(
     query: Option<&'a str>,
     authorization: Option<&'a [u8]>,
 ) -> PresentedToken<'a> {
     let from_query = query.and_then(query_token).filter(|t| !t.is_empty());
-    let from_header = match authorization.map(bearer_token) {
-        None | Some(Bearer::OtherScheme) => None,
-        Some(Bearer::Malformed) => return PresentedToken::Conflicting,
-        Some(Bearer::Token(t)) => Some(t).filter(|t| !t.is_empty()),
+    let mut unreadable_header = false;
+    let from_header = match authorization.map(|v| (v, bearer_token(v))) {
+        None => None,
+        Some((value, Bearer::OtherScheme)) => {
+            unreadable_header = parse_basic(value).is_none();
+            None
+        }
+        Some((_, Bearer::Malformed)) => return PresentedToken::Conflicting,
+        Some((_, Bearer::Token(t))) => Some(t).filter(|t| !t.is_empty()),
     };
     match (from_query, from_header) {
         (None, None) => PresentedToken::Missing,
+        (Some(_), None) if unreadable_header => PresentedToken::Conflicting,
         (Some(t), None) => PresentedToken::Token(t),
         (None, Some(h)) => PresentedToken::Token(Cow::Borrowed(h)),
         (Some(q), Some(h)) if q == h => PresentedToken::Token(Cow::Borrowed(h)),
@@ -206,6 +217,34 @@ mod tests {
         assert_eq!(
             find_token(None, Some(b"Bearer \xff")),
             PresentedToken::Conflicting
+        );
+    }
+
+    #[test]
+    fn query_token_with_basic_credentials_counts_but_with_another_authorization_conflicts() {
+        // What a browser sends after answering the login's Basic challenge.
+        assert_eq!(
+            find_token(Some("token=a"), Some(b"Basic dXNlcjpwYXNzd29yZA==")),
+            PresentedToken::Token("a".into())
+        );
+        for other in [
+            &b"Digest username=user"[..],
+            b"l7mH\"vE6?",
+            b"Basic !!!",
+            b"\xff",
+        ] {
+            assert_eq!(
+                find_token(Some("token=a"), Some(other)),
+                PresentedToken::Conflicting,
+                "{other:?}"
+            );
+            // Without a query token it is still simply no token.
+            assert_eq!(find_token(None, Some(other)), PresentedToken::Missing);
+        }
+        // An empty Bearer header next to a query token is no second token.
+        assert_eq!(
+            find_token(Some("token=a"), Some(b"Bearer ")),
+            PresentedToken::Token("a".into())
         );
     }
 

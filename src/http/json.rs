@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// `Content-Type` of every answer.
 pub const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -26,13 +27,17 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     }
 }
 
+/// The body of every error and of `/protected`'s success: `{"message": text}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"message": "Token is invalid!"}))]
+pub struct MessageResponse<'a> {
+    /// What happened, in the tutorial's words.
+    pub message: &'a str,
+}
+
 /// `{"message": text}` with `status`.
 pub fn message(status: StatusCode, text: &str) -> Response {
-    #[derive(Serialize)]
-    struct Message<'a> {
-        message: &'a str,
-    }
-    json(status, &Message { message: text })
+    json(status, &MessageResponse { message: text })
 }
 
 fn with_body(status: StatusCode, body: Body) -> Response {

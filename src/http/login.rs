@@ -6,11 +6,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use secrecy::ExposeSecret;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::client_addr::ClientAddr;
 use super::error::ApiError;
-use super::json::json;
+use super::json::{MessageResponse, json};
 use crate::metrics::LoginOutcome;
 use crate::sessions::SessionError;
 use crate::store::StoreError;
@@ -19,13 +20,16 @@ use crate::tokens;
 use crate::transport::parse_basic;
 
 /// A successful login or refresh.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LoginResponse {
-    /// The access token (the tutorial's field).
+    /// The access token (the tutorial's field): a compact HS256 JWT.
+    #[schema(example = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJ1c2VyIjoidXNlciJ9.c2lnbmF0dXJl")]
     pub token: String,
     /// Always `Bearer`.
+    #[schema(value_type = String, pattern = "^Bearer$", example = "Bearer")]
     pub token_type: &'static str,
     /// Seconds until the token expires.
+    #[schema(example = 1800)]
     pub expires_in: u64,
     /// The refresh token: opaque, for `POST /refresh` and `POST /logout` only.
     pub refresh_token: String,
@@ -33,6 +37,33 @@ pub struct LoginResponse {
 
 /// Checks the throttle, then the Basic credentials (one password hash, in the bounded pool), and
 /// issues an access token and starts a session.
+#[utoipa::path(
+    post,
+    path = "/login",
+    tag = "tokens",
+    summary = "Log in with HTTP Basic credentials and get an access token",
+    security(("basic" = [])),
+    responses(
+        (status = 200, description = "The credentials are right: a fresh access token.",
+            body = LoginResponse,
+            headers(
+                ("Cache-Control" = String, description = "`no-store`: answers carrying tokens are not cached"),
+                ("Pragma" = String, description = "`no-cache`"),
+            )),
+        (status = 401, description = "Wrong, missing or malformed credentials.",
+            body = MessageResponse,
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"authd\", charset=\"UTF-8\"`")),
+            example = json!({"message": "Could not verify"})),
+        (status = 429, description = "Too many failed logins for this user or address: banned for a while (no password is checked).",
+            body = MessageResponse,
+            headers(("Retry-After" = String, description = "Seconds until the ban ends")),
+            example = json!({"message": "Too many attempts"})),
+        (status = 503, description = "Password hashing is saturated, or the database does not answer; try again.",
+            body = MessageResponse,
+            headers(("Retry-After" = String, description = "Seconds to wait")),
+            example = json!({"message": "Server busy"})),
+    ),
+)]
 pub async fn login(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,

@@ -25,6 +25,15 @@ pub struct MetricsState {
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Renders every series.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics (text format)",
+    description = "Logins, token checks and refreshes by outcome, request latency by route, \
+        password hashes in flight. On its own address instead when `AUTHD_METRICS_LISTEN` is set.",
+    responses((status = 200, description = "Every series.", content_type = "text/plain; version=0.0.4; charset=utf-8", body = String)),
+)]
 pub async fn metrics(State(state): State<MetricsState>) -> Response {
     let body = state.metrics.render(state.hashing.in_flight());
     let mut res = body.into_response();

@@ -1,4 +1,5 @@
-//! The HTTP layer: routes, the shared state handlers reach, middleware, and the one error type.
+//! The HTTP layer: routes and their OpenAPI document, the shared state handlers reach,
+//! middleware, and the one error type.
 
 mod auth;
 mod client_addr;
@@ -7,6 +8,7 @@ mod json;
 mod login;
 mod metrics;
 mod middleware;
+mod openapi;
 mod protected;
 mod refresh;
 mod verify;
@@ -17,21 +19,29 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{any, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub use auth::{AuthPolicy, Authenticated, Refusal, check_token};
+pub use auth::{
+    AuthPolicy, Authenticated, Refusal, RequireToken, RequireTokenFuture, RequireTokenService,
+    check_token, verify_request,
+};
 pub use client_addr::ClientAddr;
 pub use error::{
     ApiError, BASIC_CHALLENGE, BEARER_CHALLENGE, BEARER_INVALID_REQUEST, BEARER_INVALID_TOKEN,
 };
+pub use json::MessageResponse;
 pub use login::LoginResponse;
 pub use metrics::{MetricsState, PROMETHEUS_TEXT, metrics_only_router};
 pub use middleware::{HeadLimits, KeepBody};
+pub use openapi::document as openapi;
+pub use protected::HealthResponse;
 pub use refresh::RefreshRequest;
 pub use verify::{X_AUTH_EXPIRES, X_AUTH_USER, X_FORWARDED_URI, X_ORIGINAL_URI};
 
@@ -98,9 +108,32 @@ impl FromRef<AppState> for Arc<TrustedProxies> {
     }
 }
 
-impl FromRef<AppState> for AuthPolicy {
+impl FromRef<AppState> for MetricsState {
     fn from_ref(state: &AppState) -> Self {
-        state.auth_policy()
+        MetricsState {
+            metrics: Arc::clone(&state.metrics),
+            hashing: Arc::clone(&state.hashing),
+        }
+    }
+}
+
+/// Every route, each registered together with its OpenAPI operation (the handler's
+/// `#[utoipa::path]`). A new route is one `.routes(routes!(module::handler))` line here; a route
+/// added any other way is not in the document, and `tests/api/openapi.rs` fails. `GET /metrics`
+/// is here when it is served on the main address.
+fn api(with_metrics: bool) -> OpenApiRouter<AppState> {
+    let api = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(login::login))
+        .routes(routes!(refresh::refresh))
+        .routes(routes!(refresh::logout))
+        .routes(routes!(protected::protected))
+        .routes(routes!(verify::verify))
+        .routes(routes!(protected::healthz))
+        .routes(routes!(openapi::openapi_json));
+    if with_metrics {
+        api.routes(routes!(metrics::metrics))
+    } else {
+        api
     }
 }
 
@@ -112,24 +145,14 @@ pub fn router(state: AppState, limits: &Limits, with_metrics: bool) -> Router {
         max_headers: limits.max_headers,
     };
     let metrics = Arc::clone(&state.metrics);
-    let mut routes = Router::new()
-        .route("/login", post(login::login))
-        .route("/refresh", post(refresh::refresh))
-        .route("/logout", post(refresh::logout))
-        .route("/protected", get(protected::protected))
-        .route("/verify", any(verify::verify))
-        .route("/healthz", get(protected::healthz));
-    if with_metrics {
-        let metrics_state = MetricsState {
-            metrics: Arc::clone(&state.metrics),
-            hashing: Arc::clone(&state.hashing),
-        };
-        routes = routes.route("/metrics", get(metrics::metrics).with_state(metrics_state));
-    }
+    let policy = state.auth_policy();
+    let (routes, _) = api(with_metrics).split_for_parts();
     routes
         .fallback(|| async { StatusCode::NOT_FOUND })
         .with_state(state)
         // Layers run from the last added (outermost) to the first.
+        // How `Authenticated` checks tokens here: strict or not, counted in these metrics.
+        .layer(axum::Extension(policy))
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

@@ -3,31 +3,76 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::Authenticated;
-use super::json::{json, message};
+use super::json::{MessageResponse, json, message};
 
 /// Answers only for a valid token; see [`Authenticated`].
+#[utoipa::path(
+    get,
+    path = "/protected",
+    tag = "tokens",
+    summary = "The tutorial's guarded route: answers only for a valid token",
+    description = "The token goes in the `token` query parameter (the tutorial's way) or in an \
+        `Authorization: Bearer` header (safer: query strings end up in logs). When both are sent \
+        they must be the same token.",
+    security(("token" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The token is valid.",
+            body = MessageResponse, example = json!({"message": "This is a protected route."})),
+        (status = 403, description = "No token (`Token is missing!`), or one that is not valid: \
+            bad signature, another algorithm than HS256, expired, no `exp`, not yet valid, \
+            wrong issuer or audience, or a query token and a Bearer token that differ \
+            (`Token is invalid!`).",
+            body = MessageResponse, example = json!({"message": "Token is invalid!"})),
+    ),
+)]
 pub async fn protected(_: Authenticated) -> Response {
     message(StatusCode::OK, "This is a protected route.")
+}
+
+/// The body of `/healthz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthResponse {
+    /// `ok`, or `degraded` while the database does not answer.
+    #[schema(value_type = String, pattern = "^(ok|degraded)$", example = "ok")]
+    pub status: &'static str,
+    /// `ok`, or `unavailable` while the database does not answer.
+    #[schema(value_type = String, pattern = "^(ok|unavailable)$", example = "ok")]
+    pub store: &'static str,
 }
 
 /// Health: 200 `{"status": "ok", "store": "ok"}`, or 200 `{"status": "degraded", "store":
 /// "unavailable"}` when the database does not answer. Still 200 then: the process is alive and
 /// `/protected` works, and with one database shared by every instance, failing the check would
 /// take all of them out of a load balancer at once (and restart them for nothing).
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    summary = "Health, with the database's state",
+    responses((status = 200, description = "The server is up; `store` says whether the database answers.", body = HealthResponse)),
+)]
 pub async fn healthz(State(state): State<AppState>) -> Response {
     match state.sessions.store().ping().await {
         Ok(()) => json(
             StatusCode::OK,
-            &serde_json::json!({"status": "ok", "store": "ok"}),
+            &HealthResponse {
+                status: "ok",
+                store: "ok",
+            },
         ),
         Err(e) => {
             tracing::warn!(error = %e, "health check: store unavailable");
             json(
                 StatusCode::OK,
-                &serde_json::json!({"status": "degraded", "store": "unavailable"}),
+                &HealthResponse {
+                    status: "degraded",
+                    store: "unavailable",
+                },
             )
         }
     }

@@ -13,8 +13,8 @@ use super::error::ApiError;
 use super::login::{session_failure, store_unavailable, token_response};
 use crate::tokens;
 
-/// The JSON body of `/refresh` and `/logout`.
-#[derive(Debug, Deserialize)]
+/// The body of `/refresh` and `/logout`: JSON, or the form of RFC 6749 §6.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct RefreshRequest {
     /// The refresh token from `/login` or the last `/refresh`.
     pub refresh_token: String,
@@ -23,6 +23,27 @@ pub struct RefreshRequest {
 const EXPECTED: &str = "Expected a refresh_token: JSON {\"refresh_token\": \"...\"} or form grant_type=refresh_token&refresh_token=...";
 
 /// Spends the refresh token and answers a new access token and refresh token.
+#[utoipa::path(
+    post,
+    path = "/refresh",
+    tag = "sessions",
+    summary = "Trade a refresh token for a new access token and a new refresh token",
+    description = "The refresh token presented is spent. Presenting a spent one again revokes its \
+        whole session (reuse detection). The form body may also carry `grant_type=refresh_token`.",
+    request_body(content(
+        (RefreshRequest = "application/json"),
+        (RefreshRequest = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "New tokens.", body = super::LoginResponse,
+            headers(("Cache-Control" = String, description = "`no-store`"))),
+        (status = 400, description = "A body without a refresh token.", body = super::MessageResponse),
+        (status = 401, description = "Unknown, expired, spent or revoked refresh token.",
+            body = super::MessageResponse, example = json!({"message": "Refresh token is invalid!"})),
+        (status = 415, description = "A body that is neither JSON nor a form.", body = super::MessageResponse),
+        (status = 503, description = "The database does not answer.", body = super::MessageResponse),
+    ),
+)]
 pub async fn refresh(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -48,6 +69,24 @@ pub async fn refresh(
 }
 
 /// Revokes the session of the refresh token; 204 whether or not it was known.
+#[utoipa::path(
+    post,
+    path = "/logout",
+    tag = "sessions",
+    summary = "End the session of a refresh token",
+    description = "Answers 204 for a known and an unknown token alike (RFC 7009 §2.2). The access \
+        token stays valid until its `exp`. The form body may say `token=` (RFC 7009) instead.",
+    request_body(content(
+        (RefreshRequest = "application/json"),
+        (RefreshRequest = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 204, description = "The session, if there was one, is over."),
+        (status = 400, description = "A body without a refresh token.", body = super::MessageResponse),
+        (status = 415, description = "A body that is neither JSON nor a form.", body = super::MessageResponse),
+        (status = 503, description = "The database does not answer.", body = super::MessageResponse),
+    ),
+)]
 pub async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -26,6 +26,30 @@ pub const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri
 /// Checks the token of the request a proxy is about to let through: the `Authorization: Bearer`
 /// header (proxies pass the client's headers on), or the `token` parameter of the original
 /// request's query (from `X-Original-URI`, else `X-Forwarded-Uri`, else this request's own query).
+#[utoipa::path(
+    method(get, post, put, delete, patch, head, options),
+    path = "/verify",
+    tag = "forward-auth",
+    summary = "Forward authentication for nginx auth_request, Traefik forwardAuth, Caddy forward_auth",
+    description = "Answers any method, since proxies pass the original one on. The token comes \
+        from `Authorization: Bearer`, or from the `token` parameter of the original request's \
+        query (`X-Original-URI`, else `X-Forwarded-Uri`, else this request's own query). \
+        Answers have no body, so that a proxy has nothing to leak.",
+    params(
+        ("X-Original-URI" = Option<String>, Header, description = "The original request target (nginx `$request_uri`)"),
+        ("X-Forwarded-Uri" = Option<String>, Header, description = "The original request target (Traefik, Caddy)"),
+    ),
+    security(("bearer" = []), ("token" = []), ()),
+    responses(
+        (status = 200, description = "A valid token: let the request through.",
+            headers(
+                ("X-Auth-User" = String, description = "The token's subject"),
+                ("X-Auth-Expires" = String, description = "The token's `exp`, seconds since the epoch"),
+            )),
+        (status = 401, description = "No valid token: refuse the request. No body.",
+            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"authd\"`, with an RFC 6750 error code"))),
+    ),
+)]
 pub async fn verify(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
     let original = headers
         .get(&X_ORIGINAL_URI)

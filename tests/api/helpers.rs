@@ -503,3 +503,56 @@ pub async fn raw_request(addr: SocketAddr, request: &[u8]) -> (u16, String, Stri
         .unwrap_or_else(|| panic!("no status in {head:?}"));
     (status, head.to_ascii_lowercase(), body.to_owned())
 }
+
+/// An external test tool: the path in `env` when set, else `default` on PATH, if `<tool>
+/// --version` runs. Without it the caller's test prints `SKIPPED: ...` and returns, unless
+/// `AUTHD_TEST_REQUIRE_ALL=1` (as in CI), which makes a missing tool a failure.
+pub fn external_tool(env: &str, default: &str, what: &str) -> Option<PathBuf> {
+    let tool = std::env::var_os(env).map_or_else(|| PathBuf::from(default), PathBuf::from);
+    let runs = std::process::Command::new(&tool)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if runs {
+        return Some(tool);
+    }
+    if std::env::var("AUTHD_TEST_REQUIRE_ALL").as_deref() == Ok("1") {
+        panic!(
+            "{what} is required (AUTHD_TEST_REQUIRE_ALL=1) but `{tool:?} --version` failed; set {env}"
+        );
+    }
+    eprintln!(
+        "SKIPPED: {what} test: `{tool:?} --version` failed (./scripts/test.sh installs it; or set {env})"
+    );
+    None
+}
+
+/// Runs `cmd` to its end within `limit`, returning (success, stdout and stderr together).
+pub async fn run_bounded(mut cmd: Command, limit: Duration) -> (bool, String) {
+    cmd.stdin(Stdio::null()).kill_on_drop(true);
+    let out = tokio::time::timeout(limit, cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("{cmd:?} did not finish within {limit:?}"))
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Logs in to a running binary as the demo user and returns the token.
+pub async fn demo_token(app: &Binary) -> String {
+    let res = app
+        .client
+        .post(app.url("/login"))
+        .basic_auth(USER, Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    body["token"].as_str().unwrap().to_owned()
+}

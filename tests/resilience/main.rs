@@ -259,10 +259,7 @@ async fn a_login_flood_keeps_memory_bounded_and_sheds_load_with_503() {
     let cap = 2u64;
     let app = demo(&[("AUTHD_HASH_CONCURRENCY", "2"), ("AUTHD_HASH_QUEUE", "8")]).await;
     let pid = app.child.id().unwrap();
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(200)
-        .build()
-        .unwrap();
+    let client = helpers::client();
     let deadline = Instant::now() + Duration::from_secs(5);
     let counts = Arc::new(std::sync::Mutex::new(
         std::collections::BTreeMap::<u16, u64>::new(),
