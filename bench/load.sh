@@ -3,8 +3,8 @@
 # The server runs pinned to one core (SERVER_CPU), wrk to the other (WRK_CPU). Loopback only,
 # every run bounded in time.
 #
-#   bench/load.sh [SCENARIO...]     scenarios: protected login flood startup soak (default: all
-#                                   but soak)
+#   bench/load.sh [SCENARIO...]     scenarios: protected login flood refresh startup soak
+#                                   (default: all but soak)
 # Settings (environment): DURATION=10 (seconds per wrk run), CONNS=64, SOAK_SECS=300,
 #   SERVER_CPU=1, WRK_CPU=0, AUTHD_BIN=target/release/authd (built if missing).
 # Output: one line per scenario, `| scenario | req/s | p50 ms | p99 ms | errors | peak RSS MiB |`.
@@ -36,7 +36,7 @@ printf 'user:%s\n' "$hash" >"$work/users"
 start_authd() {
   local name=$1; shift
   env -i PATH="$PATH" AUTHD_SECRET_KEY="$secret" AUTHD_USERS="$work/users" \
-    AUTHD_LISTEN=127.0.0.1:0 RUST_LOG=info "$@" \
+    AUTHD_LISTEN=127.0.0.1:0 AUTHD_DATABASE_URL="sqlite://$work/$name.db" RUST_LOG=info "$@" \
     taskset -c "$SERVER_CPU" "$BIN" >"$work/$name.log" 2>&1 &
   PID=$!
   pids+=("$PID")
@@ -126,6 +126,25 @@ scenario_flood() {
   stop_authd
 }
 
+# POST /refresh on the default SQLite file and on PostgreSQL (when one answers at 127.0.0.1:5432).
+scenario_refresh() {
+  local r
+  start_authd refresh_sqlite AUTHD_DATABASE_URL="sqlite://$work/authd.db"
+  r=$(taskset -c "$WRK_CPU" python3 bench/refresh_load.py "$BASE" 16 "$DURATION")
+  row "POST /refresh (SQLite, 16)" "$r" "$(peak_rss_mib "$PID")"
+  stop_authd
+  if command -v psql >/dev/null && psql -h 127.0.0.1 -U postgres -d test -qc 'select 1' >/dev/null 2>&1; then
+    psql -h 127.0.0.1 -U postgres -d test -qc 'DROP DATABASE IF EXISTS authd_bench' >/dev/null
+    psql -h 127.0.0.1 -U postgres -d test -qc 'CREATE DATABASE authd_bench' >/dev/null
+    start_authd refresh_pg AUTHD_DATABASE_URL=postgres://postgres@127.0.0.1:5432/authd_bench
+    r=$(taskset -c "$WRK_CPU" python3 bench/refresh_load.py "$BASE" 16 "$DURATION")
+    row "POST /refresh (PostgreSQL, 16)" "$r" "$(peak_rss_mib "$PID")"
+    stop_authd
+  else
+    echo "# no PostgreSQL at 127.0.0.1:5432: refresh on PostgreSQL not measured"
+  fi
+}
+
 scenario_startup() {
   local i
   for ((i = 0; i < 1000; i++)); do printf 'user%d:%s\n' "$i" "$hash"; done >"$work/users1000"
@@ -135,7 +154,8 @@ scenario_startup() {
 import os, socket, subprocess, sys, time
 binary, port, users, secret, cpu = sys.argv[1:]
 env = {"PATH": os.environ["PATH"], "AUTHD_SECRET_KEY": secret, "AUTHD_USERS": users,
-       "AUTHD_LISTEN": "127.0.0.1:" + port, "RUST_LOG": "warn"}
+       "AUTHD_LISTEN": "127.0.0.1:" + port, "RUST_LOG": "warn",
+       "AUTHD_DATABASE_URL": "sqlite://" + os.path.dirname(users) + "/startup.db"}
 t0 = time.perf_counter()
 p = subprocess.Popen(["taskset", "-c", cpu, binary], env=env, stdout=subprocess.DEVNULL)
 try:
@@ -179,7 +199,7 @@ scenario_soak() {
 }
 
 scenarios=("$@")
-[[ ${#scenarios[@]} -gt 0 ]] || scenarios=(protected login flood startup)
+[[ ${#scenarios[@]} -gt 0 ]] || scenarios=(protected login flood refresh startup)
 echo "# authd $("$BIN" --version) on $(nproc) cores; server on cpu$SERVER_CPU, wrk on cpu$WRK_CPU; ${DURATION}s runs; load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '| %-28s | %9s | %7s | %7s | %6s | %6s |\n' scenario "req/s" "p50 ms" "p99 ms" errors "RSS MiB"
 for s in "${scenarios[@]}"; do "scenario_$s"; done

@@ -169,9 +169,23 @@ pub struct Application {
     metrics_server: Option<(TcpListener, axum::Router, SocketAddr)>,
 }
 
+/// Connections the kernel may hold for us before we accept them: enough for a burst of a few
+/// thousand clients connecting at once (the kernel caps it at `net.core.somaxconn`).
+const LISTEN_BACKLOG: u32 = 4096;
+
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
     let bind_error = |source| StartError::Bind { addr, source };
-    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(bind_error)?;
+    // As std's and tokio's own `bind` do on Unix: a restart can take the port over at once.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true).map_err(bind_error)?;
+    socket.bind(addr).map_err(bind_error)?;
+    let listener = socket.listen(LISTEN_BACKLOG).map_err(bind_error)?;
     let local = listener.local_addr().map_err(bind_error)?;
     Ok((listener, local))
 }

@@ -126,6 +126,25 @@ impl Throttle {
             .await
     }
 
+    /// The attempt was never judged (password hashing was saturated, 503): it is taken back from
+    /// both counts, so that load alone cannot get a user or an address banned.
+    pub async fn withdrawn(&self, attempt: &Attempt) -> Result<(), StoreError> {
+        self.store
+            .bounded(async {
+                for bucket in [&attempt.user, &attempt.address] {
+                    sqlx::query(
+                        "UPDATE login_throttle SET failures = failures - 1 \
+                         WHERE bucket = $1 AND failures > 0",
+                    )
+                    .bind(bucket)
+                    .execute(self.store.pool())
+                    .await?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
     /// Deletes up to `batch` counters whose window and ban are both over; how many went.
     pub async fn remove_expired(&self, now: i64, batch: i64) -> Result<u64, StoreError> {
         let window = secs(self.settings.window);

@@ -89,14 +89,18 @@ pub async fn login(
     };
     let users = state.users.clone();
     let name = username.clone();
-    let ok = state
+    let checked = state
         .hashing
         .run(move || users.check(&name, password.expose_secret().as_bytes()))
-        .await
-        .map_err(|_| {
-            state.metrics.login(LoginOutcome::Busy);
-            ApiError::Busy
-        })?;
+        .await;
+    let Ok(ok) = checked else {
+        state.metrics.login(LoginOutcome::Busy);
+        // The password was never looked at: this attempt does not count towards a ban.
+        if let Err(e) = state.throttle.withdrawn(&attempt).await {
+            tracing::warn!(error = %e, "cannot withdraw a login attempt from the throttle");
+        }
+        return Err(ApiError::Busy);
+    };
     if !ok {
         state.metrics.login(LoginOutcome::BadCredentials);
         tracing::info!(target: "authd::login", outcome = "bad_credentials", "login refused");

@@ -27,7 +27,7 @@ pub const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri
 /// header (proxies pass the client's headers on), or the `token` parameter of the original
 /// request's query (from `X-Original-URI`, else `X-Forwarded-Uri`, else this request's own query).
 #[utoipa::path(
-    method(get, post, put, delete, patch, head, options),
+    method(get, post, put, delete, patch, options),
     path = "/verify",
     tag = "forward-auth",
     summary = "Forward authentication for nginx auth_request, Traefik forwardAuth, Caddy forward_auth",

@@ -104,14 +104,20 @@ async fn a_thousand_concurrent_connections_on_protected_get_no_errors() {
     ));
     let ok = Arc::new(AtomicU64::new(0));
     let bad = Arc::new(AtomicU64::new(0));
+    let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut tasks = Vec::new();
     for _ in 0..1000 {
         let (request, ok, bad) = (Arc::clone(&request), Arc::clone(&ok), Arc::clone(&bad));
+        let first_error = Arc::clone(&first_error);
+        let fail = move |what: String| {
+            bad.fetch_add(1, Ordering::Relaxed);
+            first_error.lock().unwrap().get_or_insert(what);
+        };
         tasks.push(tokio::spawn(async move {
-            let Ok(mut stream) = TcpStream::connect(addr).await else {
-                bad.fetch_add(1, Ordering::Relaxed);
-                return;
+            let mut stream = match TcpStream::connect(addr).await {
+                Ok(s) => s,
+                Err(e) => return fail(format!("connect: {e}")),
             };
             let mut buf = Vec::new();
             while Instant::now() < deadline {
@@ -121,10 +127,9 @@ async fn a_thousand_concurrent_connections_on_protected_get_no_errors() {
                 };
                 match tokio::time::timeout(Duration::from_secs(10), answer).await {
                     Ok(Ok(200)) => ok.fetch_add(1, Ordering::Relaxed),
-                    _ => {
-                        bad.fetch_add(1, Ordering::Relaxed);
-                        return;
-                    }
+                    Ok(Ok(status)) => return fail(format!("status {status}")),
+                    Ok(Err(e)) => return fail(format!("io: {e}")),
+                    Err(_) => return fail("no answer within 10 s".to_owned()),
                 };
             }
         }));
@@ -133,8 +138,14 @@ async fn a_thousand_concurrent_connections_on_protected_get_no_errors() {
         t.await.unwrap();
     }
     let (ok, bad) = (ok.load(Ordering::Relaxed), bad.load(Ordering::Relaxed));
-    eprintln!("1000 connections for {secs} s: {ok} answers 200, {bad} errors");
-    assert_eq!(bad, 0, "errors or non-200 answers under 1000 connections");
+    let first_error = first_error.lock().unwrap().clone();
+    eprintln!(
+        "1000 connections for {secs} s: {ok} answers 200, {bad} errors (first: {first_error:?})"
+    );
+    assert_eq!(
+        bad, 0,
+        "errors under 1000 connections, the first: {first_error:?}"
+    );
     assert!(
         ok >= 1000,
         "every connection was served at least once: {ok}"
@@ -310,7 +321,14 @@ async fn a_login_flood_keeps_memory_bounded_and_sheds_load_with_503() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_finishes_in_flight_requests_and_exits_zero() {
     let _one = serial().await;
-    let mut app = demo(&[("AUTHD_HASH_CONCURRENCY", "1"), ("AUTHD_HASH_QUEUE", "64")]).await;
+    let mut app = demo(&[
+        ("AUTHD_HASH_CONCURRENCY", "1"),
+        ("AUTHD_HASH_QUEUE", "64"),
+        // Twelve logins of one user at once: more than the throttle lets through by default.
+        ("AUTHD_THROTTLE_USER_MAX", "50"),
+        ("AUTHD_THROTTLE_WINDOW", "1h"),
+    ])
+    .await;
     let addr = addr_of(&app);
     // Twelve logins queue behind one hashing slot: a few hundred milliseconds of work in flight.
     let mut in_flight = Vec::new();
