@@ -16,6 +16,8 @@ use metrics_exporter_prometheus::{
 pub const LOGINS: &str = "authd_logins_total";
 /// Token checks (on `/protected` and `/verify`) by outcome (`outcome` label).
 pub const TOKEN_CHECKS: &str = "authd_token_checks_total";
+/// Name of the refresh counter.
+pub const REFRESHES: &str = "authd_refreshes_total";
 /// Time from a request reaching the router to its answer, by matched route (`route` label).
 pub const REQUEST_DURATION: &str = "authd_http_request_duration_seconds";
 /// Password hashes running right now.
@@ -84,12 +86,40 @@ impl TokenOutcome {
     }
 }
 
+/// How a `POST /refresh` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// New tokens were issued.
+    Ok,
+    /// Unknown, expired, spent or revoked refresh token (401); reuse included.
+    Invalid,
+    /// A spent refresh token presented again: its whole session was revoked (401).
+    Reused,
+    /// The database did not answer (503).
+    Unavailable,
+}
+
+impl RefreshOutcome {
+    const ALL: [Self; 4] = [Self::Ok, Self::Invalid, Self::Reused, Self::Unavailable];
+
+    /// The `outcome` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Invalid => "invalid",
+            Self::Reused => "reused",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
 /// One server's metrics.
 pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     logins: [Counter; 4],
     token_checks: [Counter; 4],
+    refreshes: [Counter; 4],
     /// Latency histograms of the routes known at start, looked up by route.
     routes: Vec<(&'static str, Histogram)>,
     unmatched: Histogram,
@@ -128,6 +158,11 @@ impl Metrics {
             None,
             "Access-token checks (on /protected and /verify) by outcome.",
         );
+        describe(
+            REFRESHES,
+            None,
+            "Refresh-token rotations (POST /refresh) by outcome.",
+        );
         recorder.describe_histogram(
             KeyName::from_const_str(REQUEST_DURATION),
             Some(Unit::Seconds),
@@ -146,6 +181,7 @@ impl Metrics {
         };
         let logins = LoginOutcome::ALL.map(|o| counter(LOGINS, o.label()));
         let token_checks = TokenOutcome::ALL.map(|o| counter(TOKEN_CHECKS, o.label()));
+        let refreshes = RefreshOutcome::ALL.map(|o| counter(REFRESHES, o.label()));
         let routes = routes
             .iter()
             .map(|&r| (r, Self::route_histogram(&recorder, r)))
@@ -158,6 +194,7 @@ impl Metrics {
             recorder,
             logins,
             token_checks,
+            refreshes,
             routes,
             unmatched,
             hashes_in_flight,
@@ -182,6 +219,11 @@ impl Metrics {
     /// Counts a token check.
     pub fn token_check(&self, outcome: TokenOutcome) {
         self.token_checks[outcome as usize].increment(1);
+    }
+
+    /// Counts a refresh.
+    pub fn refresh(&self, outcome: RefreshOutcome) {
+        self.refreshes[outcome as usize].increment(1);
     }
 
     /// Records the latency of a request to `route` (the matched route; `None` when none matched).

@@ -11,6 +11,8 @@ use serde::Deserialize;
 use super::AppState;
 use super::error::ApiError;
 use super::login::{session_failure, store_unavailable, token_response};
+use crate::metrics::RefreshOutcome;
+use crate::sessions::SessionError;
 use crate::tokens;
 
 /// The body of `/refresh` and `/logout`: JSON, or the form of RFC 6749 §6.
@@ -51,11 +53,14 @@ pub async fn refresh(
 ) -> Result<Response, ApiError> {
     let presented = presented_token(&headers, &body, Route::Refresh)?;
     let now = tokens::now();
-    let rotated = state
-        .sessions
-        .rotate(&presented, now)
-        .await
-        .map_err(|e| session_failure(&e))?;
+    let rotated = state.sessions.rotate(&presented, now).await.map_err(|e| {
+        state.metrics.refresh(match &e {
+            SessionError::Reused => RefreshOutcome::Reused,
+            SessionError::Store(_) => RefreshOutcome::Unavailable,
+            SessionError::Invalid | SessionError::Random(_) => RefreshOutcome::Invalid,
+        });
+        session_failure(&e)
+    })?;
     if !state.users.contains(&rotated.username) {
         // Removed from the users file since the login: the session ends here.
         let _ = state
@@ -63,9 +68,12 @@ pub async fn refresh(
             .revoke(&rotated.refresh_token.0, now)
             .await
             .map_err(|e| store_unavailable(&e))?;
+        state.metrics.refresh(RefreshOutcome::Invalid);
         return Err(ApiError::RefreshTokenInvalid);
     }
-    token_response(&state, &rotated.username, rotated.refresh_token.0, now)
+    let res = token_response(&state, &rotated.username, rotated.refresh_token.0, now)?;
+    state.metrics.refresh(RefreshOutcome::Ok);
+    Ok(res)
 }
 
 /// Revokes the session of the refresh token; 204 whether or not it was known.

@@ -191,3 +191,53 @@ async fn metrics_can_move_to_their_own_address() {
         .unwrap();
     assert_eq!(res.status(), 404);
 }
+
+#[tokio::test]
+async fn refreshes_are_counted_by_outcome() {
+    let app = spawn_app().await;
+    let res = app.login(USER, PASSWORD).await;
+    let first = res.json::<serde_json::Value>().await.unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = scrape(&app.client, &app.url("/metrics")).await;
+    let refresh = |token: String| {
+        let (client, url) = (app.client.clone(), app.url("/refresh"));
+        async move {
+            client
+                .post(url)
+                .json(&serde_json::json!({ "refresh_token": token }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(refresh(first.clone()).await, 200);
+    // The spent token again: reuse, the session is revoked.
+    assert_eq!(refresh(first).await, 401);
+    assert_eq!(refresh("not-a-refresh-token".to_owned()).await, 401);
+    let after = scrape(&app.client, &app.url("/metrics")).await;
+    for (outcome, want) in [
+        ("ok", 1.0),
+        ("reused", 1.0),
+        ("invalid", 1.0),
+        ("unavailable", 0.0),
+    ] {
+        assert_eq!(
+            delta(
+                &before,
+                &after,
+                &format!("authd_refreshes_total{{outcome={outcome}}}")
+            ),
+            want,
+            "{outcome}"
+        );
+    }
+    // A refresh is not a login.
+    assert_eq!(
+        delta(&before, &after, "authd_logins_total{outcome=ok}"),
+        0.0
+    );
+}
