@@ -212,7 +212,7 @@ impl Application {
         tracing::info!(backend = ?store.backend(), "database ready");
         let sessions = Sessions::new(store.clone(), config.sessions.clone());
         let throttle = Throttle::new(store, config.throttle.clone());
-        let state = AppState {
+        let state = AppState::new(http::Shared {
             tokens: Arc::new(keys),
             users: Arc::new(users),
             hashing: Arc::new(
@@ -224,7 +224,7 @@ impl Application {
             proxies: Arc::new(config.trusted_proxies.clone()),
             metrics: Arc::clone(&metrics),
             strict: config.strict,
-        };
+        });
         let metrics_server = match config.metrics_listen {
             Some(addr) => {
                 let (listener, local) = bind(addr).await?;

@@ -37,7 +37,7 @@ fn serve(cli: Cli) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
-    authd::telemetry::init();
+    let _logs = authd::telemetry::init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => return fail(&e),

@@ -66,8 +66,28 @@ pub const ROUTES: &[&str] = &[
 
 /// What handlers share: keys built once, the users, the hashing pool, the store's sessions and
 /// login counters, the trusted proxies, metrics.
+///
+/// Cheap to clone (one reference count): axum clones the state for every request it routes.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// Wraps what the handlers share.
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The fields of [`AppState`].
+pub struct Shared {
     /// Signing and verifying keys.
     pub tokens: Arc<TokenKeys>,
     /// Who may log in.
