@@ -40,6 +40,11 @@ pub fn message(status: StatusCode, text: &str) -> Response {
     json(status, &MessageResponse { message: text })
 }
 
+/// A JSON answer whose body is fixed at compile time (no serializing on the hot path).
+pub fn static_json(status: StatusCode, body: &'static str) -> Response {
+    with_body(status, Body::from(body))
+}
+
 fn with_body(status: StatusCode, body: Body) -> Response {
     let mut res = Response::new(body);
     *res.status_mut() = status;

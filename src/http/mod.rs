@@ -23,7 +23,6 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -189,15 +188,8 @@ pub fn router(state: AppState, limits: &Limits, with_metrics: bool) -> Router {
         .layer(axum::middleware::map_response(middleware::json_errors))
         .layer(axum::middleware::from_fn_with_state(
             metrics,
-            middleware::track_latency,
+            middleware::track_request,
         ))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(middleware::request_span)
-                .on_request(())
-                .on_response(middleware::log_response)
-                .on_failure(()),
-        )
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::PROXY_AUTHORIZATION,
