@@ -118,8 +118,9 @@ use users::{HashPool, Users, UsersError};
 const CLEANUP_BATCH: i64 = 1000;
 /// Batches one cleanup pass may run; what is left waits for the next pass.
 const CLEANUP_MAX_BATCHES: usize = 100;
-/// How often recorded latencies are folded into the histograms when nobody scrapes.
-const METRICS_UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often recorded latencies are folded into the histograms when nobody scrapes. Each latency
+/// is held as a sample until then (8 bytes each, at ~80k requests a second: 0.6 MiB a second).
+const METRICS_UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A reason the server could not start after its configuration was checked.
 #[derive(Debug, thiserror::Error)]
@@ -155,7 +156,7 @@ pub enum StartError {
 /// The server, bound and ready to run.
 pub struct Application {
     listener: TcpListener,
-    router: axum::Router,
+    router: http::HttpService,
     limits: Limits,
     local_addr: SocketAddr,
     sessions: Sessions,
@@ -166,7 +167,7 @@ pub struct Application {
     reload: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     metrics: Arc<Metrics>,
     /// The separate metrics listener, when configured, with its router and bound address.
-    metrics_server: Option<(TcpListener, axum::Router, SocketAddr)>,
+    metrics_server: Option<(TcpListener, http::HttpService, SocketAddr)>,
 }
 
 /// Connections the kernel may hold for us before we accept them: enough for a burst of a few
@@ -228,10 +229,13 @@ impl Application {
         let metrics_server = match config.metrics_listen {
             Some(addr) => {
                 let (listener, local) = bind(addr).await?;
-                let router = http::metrics_only_router(http::MetricsState {
-                    metrics: Arc::clone(&metrics),
-                    hashing: Arc::clone(&state.hashing),
-                });
+                let router = http::metrics_only_router(
+                    http::MetricsState {
+                        metrics: Arc::clone(&metrics),
+                        hashing: Arc::clone(&state.hashing),
+                    },
+                    &config.limits,
+                );
                 Some((listener, router, local))
             }
             None => None,
@@ -253,8 +257,9 @@ impl Application {
         })
     }
 
-    /// The application's router, for driving it in-process without the network (benchmarks).
-    pub fn router(&self) -> axum::Router {
+    /// The application's HTTP service, for driving it in-process without the network
+    /// (benchmarks).
+    pub fn router(&self) -> http::HttpService {
         self.router.clone()
     }
 

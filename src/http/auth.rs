@@ -22,8 +22,9 @@ use crate::tokens::{self, Claims, TokenKeys, VerifyError};
 use crate::transport::{PresentedToken, find_token, query_token};
 
 /// How tokens are checked, besides the keys: the strictness and where outcomes are counted.
-/// [`Authenticated`] finds it in the request's extensions (authd's router puts it there); without
-/// one it checks as the tutorial does and counts nothing.
+/// [`Authenticated`] finds it in the request's extensions (add it with `axum::Extension`);
+/// without one it checks as the tutorial does and counts nothing. (authd's own routes take it from
+/// their state instead.)
 #[derive(Debug, Clone, Default)]
 pub struct AuthPolicy {
     /// RFC 6750 mode: only the `Authorization: Bearer` header carries a token, and refusals are
@@ -142,22 +143,34 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let keys = Arc::<TokenKeys>::from_ref(state);
-        let tutorial = AuthPolicy::default();
-        let policy = parts.extensions.get::<AuthPolicy>().unwrap_or(&tutorial);
-        let authorization = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .map(|v| v.as_bytes());
-        let result = check_token(&keys, policy.strict, parts.uri.query(), authorization);
-        policy.count(
+        let policy = parts.extensions.get::<AuthPolicy>();
+        let strict = policy.is_some_and(|p| p.strict);
+        let metrics = policy.and_then(|p| p.metrics.as_deref());
+        authenticate(&keys, strict, metrics, parts).map(Self)
+    }
+}
+
+/// The check of [`Authenticated`] with its policy spelled out: finds and verifies the token of a
+/// request, counts the outcome in `metrics`, and makes the refusal's answer.
+pub(crate) fn authenticate(
+    keys: &TokenKeys,
+    strict: bool,
+    metrics: Option<&Metrics>,
+    parts: &Parts,
+) -> Result<Claims, ApiError> {
+    let authorization = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    let result = check_token(keys, strict, parts.uri.query(), authorization);
+    if let Some(m) = metrics {
+        m.token_check(
             result
                 .as_ref()
                 .map_or_else(|r| r.outcome(), |_| TokenOutcome::Ok),
         );
-        result
-            .map(Self)
-            .map_err(|refusal| refusal.to_api_error(policy.strict))
     }
+    result.map_err(|refusal| refusal.to_api_error(strict))
 }
 
 /// A tower layer that lets through only requests with a valid access token, and answers the

@@ -78,6 +78,12 @@ pub async fn login(
     };
     let username = creds.username;
     let password = creds.password;
+    // A place for the hash first: when hashing is saturated the answer is 503 at once, before the
+    // attempt is written to the database (so a flood costs the store nothing).
+    let Ok(slot) = state.hashing.reserve() else {
+        state.metrics.login(LoginOutcome::Busy);
+        return Err(ApiError::Busy);
+    };
     let attempt = match state.throttle.begin(&username, client, tokens::now()).await {
         Ok(a) => a,
         Err(ThrottleError::Limited { retry_after }) => {
@@ -89,13 +95,13 @@ pub async fn login(
     };
     let users = state.users.clone();
     let name = username.clone();
-    let checked = state
-        .hashing
+    let checked = slot
         .run(move || users.check(&name, password.expose_secret().as_bytes()))
         .await;
     let Ok(ok) = checked else {
         state.metrics.login(LoginOutcome::Busy);
-        // The password was never looked at: this attempt does not count towards a ban.
+        // The password was never looked at (the pool is gone, or hashing panicked): this attempt
+        // does not count towards a ban.
         if let Err(e) = state.throttle.withdrawn(&attempt).await {
             tracing::warn!(error = %e, "cannot withdraw a login attempt from the throttle");
         }

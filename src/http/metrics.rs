@@ -9,6 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::config::Limits;
 use crate::metrics::Metrics;
 use crate::users::HashPool;
 
@@ -46,12 +47,22 @@ pub async fn metrics(State(state): State<MetricsState>) -> Response {
 
 /// A router serving only `GET /metrics` (404 in JSON for anything else), for
 /// `AUTHD_METRICS_LISTEN`.
-pub fn metrics_only_router(state: MetricsState) -> Router {
-    Router::new()
+pub fn metrics_only_router(state: MetricsState, limits: &Limits) -> super::HttpService {
+    let router = Router::new()
         .route("/metrics", get(metrics))
         .fallback(|| async { StatusCode::NOT_FOUND })
-        .with_state(state)
-        .layer(axum::middleware::map_response(
-            super::middleware::json_errors,
-        ))
+        .with_state(state);
+    super::Edge::new(
+        router,
+        super::EdgeConfig {
+            head: super::HeadLimits {
+                max_head_bytes: limits.max_head_bytes,
+                max_headers: limits.max_headers,
+            },
+            max_body_bytes: limits.max_body_bytes,
+            request_timeout: limits.request_timeout,
+            routes: vec!["/metrics".to_owned()],
+            metrics: None,
+        },
+    )
 }

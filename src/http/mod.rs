@@ -3,11 +3,11 @@
 
 mod auth;
 mod client_addr;
+mod edge;
 mod error;
 mod json;
 mod login;
 mod metrics;
-mod middleware;
 mod openapi;
 mod protected;
 mod refresh;
@@ -17,12 +17,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::FromRef;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::timeout::TimeoutLayer;
+use axum::http::StatusCode;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -32,13 +27,13 @@ pub use auth::{
     check_token, verify_request,
 };
 pub use client_addr::ClientAddr;
+pub use edge::{Edge, EdgeConfig, EdgeFuture, HeadLimits, KeepBody};
 pub use error::{
     ApiError, BASIC_CHALLENGE, BEARER_CHALLENGE, BEARER_INVALID_REQUEST, BEARER_INVALID_TOKEN,
 };
 pub use json::MessageResponse;
 pub use login::LoginResponse;
 pub use metrics::{MetricsState, PROMETHEUS_TEXT, metrics_only_router};
-pub use middleware::{HeadLimits, KeepBody};
 pub use openapi::document as openapi;
 pub use protected::HealthResponse;
 pub use refresh::RefreshRequest;
@@ -156,43 +151,29 @@ fn api(with_metrics: bool) -> OpenApiRouter<AppState> {
     }
 }
 
-/// The application's router with every layer, ready to serve; `GET /metrics` is on it when
-/// `with_metrics` (otherwise it is served on an address of its own, see [`metrics_only_router`]).
-pub fn router(state: AppState, limits: &Limits, with_metrics: bool) -> Router {
-    let head = HeadLimits {
-        max_head_bytes: limits.max_head_bytes,
-        max_headers: limits.max_headers,
-    };
+/// The application's HTTP service: the router inside its [`Edge`] (limits, timeout, JSON errors,
+/// latency metrics, request log); `GET /metrics` is on it when `with_metrics` (otherwise it is
+/// served on an address of its own, see [`metrics_only_router`]).
+pub fn router(state: AppState, limits: &Limits, with_metrics: bool) -> HttpService {
     let metrics = Arc::clone(&state.metrics);
-    let policy = state.auth_policy();
-    let (routes, _) = api(with_metrics).split_for_parts();
-    routes
+    let (routes, doc) = api(with_metrics).split_for_parts();
+    let router = routes
         .fallback(|| async { StatusCode::NOT_FOUND })
-        .with_state(state)
-        // Layers run from the last added (outermost) to the first.
-        // How `Authenticated` checks tokens here: strict or not, counted in these metrics.
-        .layer(axum::Extension(policy))
-        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            limits.request_timeout,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            head,
-            middleware::head_limit,
-        ))
-        .layer(CatchPanicLayer::custom(|_| {
-            tracing::error!("a handler panicked");
-            ApiError::Internal.into_response()
-        }))
-        .layer(axum::middleware::map_response(middleware::json_errors))
-        .layer(axum::middleware::from_fn_with_state(
-            metrics,
-            middleware::track_request,
-        ))
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            header::AUTHORIZATION,
-            header::PROXY_AUTHORIZATION,
-            header::COOKIE,
-        ]))
+        .with_state(state);
+    Edge::new(
+        router,
+        EdgeConfig {
+            head: HeadLimits {
+                max_head_bytes: limits.max_head_bytes,
+                max_headers: limits.max_headers,
+            },
+            max_body_bytes: limits.max_body_bytes,
+            request_timeout: limits.request_timeout,
+            routes: doc.paths.paths.keys().cloned().collect(),
+            metrics: Some(metrics),
+        },
+    )
 }
+
+/// The router behind its [`Edge`], as the accept loop serves it.
+pub type HttpService = Edge<Router>;

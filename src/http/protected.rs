@@ -1,16 +1,18 @@
 //! `GET /protected` (the tutorial's guarded route) and `GET /healthz`.
 
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::auth::Authenticated;
+use super::auth::authenticate;
+use super::error::ApiError;
 use super::json::{MessageResponse, json, static_json};
 
-/// Answers only for a valid token; see [`Authenticated`].
+/// Answers only for a valid token; see [`Authenticated`](super::Authenticated).
 #[utoipa::path(
     get,
     path = "/protected",
@@ -30,10 +32,23 @@ use super::json::{MessageResponse, json, static_json};
             body = MessageResponse, example = json!({"message": "Token is invalid!"})),
     ),
 )]
-pub async fn protected(_: Authenticated) -> Response {
+pub async fn protected(_: Checked) -> Response {
     // What `message(StatusCode::OK, "This is a protected route.")` writes, without serializing
     // it for every request (a unit test below holds the two together).
     static_json(StatusCode::OK, PROTECTED_BODY)
+}
+
+/// [`Authenticated`](super::Authenticated) as authd's own routes check it: strict or not and counted as the state says
+/// (rather than as an `AuthPolicy` in the request's extensions says, which would cost an
+/// allocation per request).
+pub struct Checked;
+
+impl FromRequestParts<AppState> for Checked {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        authenticate(&state.tokens, state.strict, Some(&state.metrics), parts).map(|_| Self)
+    }
 }
 
 /// The body of `/protected`'s 200 answer.

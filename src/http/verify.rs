@@ -10,8 +10,8 @@ use axum::response::Response;
 
 use super::AppState;
 use super::auth::{Refusal, check_token};
+use super::edge::KeepBody;
 use super::error::{BEARER_CHALLENGE, BEARER_INVALID_REQUEST, BEARER_INVALID_TOKEN};
-use super::middleware::KeepBody;
 use crate::metrics::TokenOutcome;
 
 /// The user the token was issued to (`sub`, else the tutorial's `user` claim).

@@ -4,20 +4,17 @@
 //! let in-flight requests finish within a grace period).
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::ConnectInfo;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tower::ServiceExt as _;
 
 use crate::config::Limits;
+use crate::http::HttpService;
 
 mod json_heads;
 mod tls;
@@ -25,11 +22,11 @@ mod tls;
 pub use json_heads::JsonErrorHeads;
 pub use tls::{Tls, TlsError};
 
-/// Serves `router` on `listener` (over TLS when `tls` is given) until `shutdown` completes, then
+/// Serves `service` on `listener` (over TLS when `tls` is given) until `shutdown` completes, then
 /// waits up to the grace period for open connections to finish their requests.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    service: HttpService,
     limits: &Limits,
     tls: Option<Arc<Tls>>,
     shutdown: impl Future<Output = ()>,
@@ -58,13 +55,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = router
-            .clone()
-            .map_request(move |mut req: axum::extract::Request<_>| {
-                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-                req
-            });
-        let service = TowerToHyperService::new(service);
+        let service = TowerToHyperService::new(service.for_peer(peer));
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let Some(tls) = &tls else {

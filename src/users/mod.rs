@@ -10,7 +10,7 @@ use std::path::Path;
 pub use password::{
     ARGON2_M_COST_KIB, ARGON2_P_COST, ARGON2_T_COST, HashFormatError, StoredHash, hash_password,
 };
-pub use pool::{Busy, HashPool};
+pub use pool::{Busy, HashPool, Slot};
 
 /// Why a users file was refused.
 #[derive(Debug, thiserror::Error)]

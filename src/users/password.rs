@@ -76,6 +76,9 @@ impl StoredHash {
     }
 }
 
+/// Blocks (of 1 KiB) reserved for argon2's working memory: just over 32 MiB (see `verify_argon2`).
+const MAPPED_BLOCKS: usize = 33 * 1024;
+
 thread_local! {
     /// argon2's working memory (19 MiB at our parameters), kept by each thread that verifies and
     /// reused from one hash to the next. Allocating it afresh for every hash made glibc's
@@ -102,6 +105,13 @@ fn verify_argon2(phc: &str, password: &[u8]) -> Option<bool> {
     ARGON2_MEMORY.with(|memory| {
         let mut memory = memory.borrow_mut();
         if memory.len() < blocks {
+            // Reserved above glibc's largest mmap threshold (32 MiB), so that the buffer is always
+            // a mapping of its own that `release_thread_memory` hands back to the system. At or
+            // below it, glibc raises its threshold past any size it has freed once, and the next
+            // buffer of that size comes from the thread's heap, where freeing it keeps it
+            // resident. Only the `blocks` used are ever touched, so only they are resident.
+            let reserve = blocks.max(MAPPED_BLOCKS);
+            *memory = Vec::with_capacity(reserve);
             memory.resize(blocks, Block::new());
         }
         argon2
@@ -110,6 +120,23 @@ fn verify_argon2(phc: &str, password: &[u8]) -> Option<bool> {
     })?;
     // `Output`'s equality is constant-time.
     Some(Output::new(&out).ok()? == *expected)
+}
+
+/// Gives back this thread's argon2 working memory; the next verification on the thread allocates
+/// it again. Hashing threads call it when they have been idle for a while, so that a server
+/// between logins does not hold 19 MiB per hashing thread.
+pub fn release_thread_memory() {
+    ARGON2_MEMORY.with(|memory| {
+        if let Ok(mut memory) = memory.try_borrow_mut() {
+            *memory = Vec::new();
+        }
+    });
+}
+
+/// Whether this thread holds argon2 working memory now.
+#[cfg(test)]
+pub fn holds_thread_memory() -> bool {
+    ARGON2_MEMORY.with(|memory| memory.try_borrow().is_ok_and(|m| m.capacity() > 0))
 }
 
 fn hasher() -> Argon2<'static> {

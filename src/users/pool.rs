@@ -3,11 +3,25 @@
 //! at once instead of piling up. Fixed threads also bound memory: each argon2id hash needs 19 MiB,
 //! and the allocator keeps that memory per thread, so `concurrency` threads hold at most
 //! `concurrency` such buffers (tokio's blocking pool would spread them over up to 512 threads).
+//! A thread that has had no job for [`RELEASE_AFTER`] gives its buffer back, so that an idle
+//! server holds none.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long a hashing thread keeps its working memory with no job to do. Under a steady stream of
+/// logins the memory is reused from one hash to the next; a login after a quiet spell pays for
+/// allocating it again (a few milliseconds of page faults next to a ~25 ms hash).
+pub const RELEASE_AFTER: Duration = Duration::from_secs(2);
+
+/// How much hashing threads lower their scheduling priority (a nice value, added to the
+/// process's). When a hash and an async worker want the same core, the kernel then gives the
+/// worker most of it: with 10, about nine tenths (CFS weights 1024 and 110). A login flood slows
+/// logins, not token checks. On a core nobody else wants, hashing runs at full speed as before.
+pub const HASHING_NICENESS: i32 = 10;
 
 /// Every hashing thread is busy and every queue place is taken (or the pool is gone).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -22,6 +36,28 @@ pub struct HashPool {
     jobs: SyncSender<Job>,
     in_flight: Arc<AtomicUsize>,
     concurrency: usize,
+    /// Places reserved (running, queued, or about to be): at most `capacity`.
+    reserved: Arc<AtomicUsize>,
+    capacity: usize,
+}
+
+/// A place in the pool, reserved with [`HashPool::reserve`]: a job run with it is not refused
+/// for want of room. Dropping it unused gives the place back.
+#[derive(Debug)]
+pub struct Slot<'a> {
+    pool: &'a HashPool,
+    held: Held,
+}
+
+/// Gives a reserved place back when dropped: with the [`Slot`] when it is not used, else when its
+/// job is done (or skipped).
+#[derive(Debug)]
+struct Held(Arc<AtomicUsize>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl HashPool {
@@ -34,12 +70,32 @@ impl HashPool {
             let inbox = Arc::clone(&inbox);
             std::thread::Builder::new()
                 .name(format!("authd-hash-{i}"))
-                .spawn(move || work(&inbox))?;
+                .spawn(move || {
+                    lower_priority();
+                    work(&inbox);
+                })?;
         }
         Ok(Self {
             jobs,
             in_flight: Arc::new(AtomicUsize::new(0)),
             concurrency,
+            reserved: Arc::new(AtomicUsize::new(0)),
+            capacity: concurrency + queue,
+        })
+    }
+
+    /// Reserves a place for a job, or answers [`Busy`] at once when every thread is busy and
+    /// every queue place is taken. Reserving first lets a caller refuse work it could not hash
+    /// before doing anything else for it (such as writing a login attempt to the database).
+    pub fn reserve(&self) -> Result<Slot<'_>, Busy> {
+        self.reserved
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.capacity).then_some(n + 1)
+            })
+            .map_err(|_| Busy)?;
+        Ok(Slot {
+            pool: self,
+            held: Held(Arc::clone(&self.reserved)),
         })
     }
 
@@ -60,8 +116,21 @@ impl HashPool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        self.reserve()?.run(job).await
+    }
+}
+
+impl Slot<'_> {
+    /// Runs `job` in the reserved place on a hashing thread. A job whose caller went away while it
+    /// waited in the queue is skipped. [`Busy`] only when the pool is gone or the job panicked.
+    pub async fn run<T, F>(self, job: F) -> Result<T, Busy>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let Self { pool, held } = self;
         let (done, answer) = tokio::sync::oneshot::channel();
-        let in_flight = Arc::clone(&self.in_flight);
+        let in_flight = Arc::clone(&pool.in_flight);
         let job: Job = Box::new(move || {
             if done.is_closed() {
                 return;
@@ -69,6 +138,8 @@ impl HashPool {
             in_flight.fetch_add(1, Ordering::AcqRel);
             let out = catch_unwind(AssertUnwindSafe(job));
             in_flight.fetch_sub(1, Ordering::AcqRel);
+            // The place is free before the caller hears back.
+            drop(held);
             match out {
                 Ok(out) => {
                     let _ = done.send(out);
@@ -76,10 +147,27 @@ impl HashPool {
                 Err(_) => tracing::error!("a password hashing job panicked"),
             }
         });
-        self.jobs.try_send(job).map_err(|e| match e {
+        // A reserved place fits in the queue, except for the moment between a thread taking a
+        // job and the job starting; then it is refused like any job past the bound.
+        pool.jobs.try_send(job).map_err(|e| match e {
             TrySendError::Full(_) | TrySendError::Disconnected(_) => Busy,
         })?;
         answer.await.map_err(|_| Busy)
+    }
+}
+
+/// Lowers the calling thread's scheduling priority by [`HASHING_NICENESS`] (Linux: the nice value
+/// is per thread). Never fails the pool: without it hashing only competes more with the workers.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{getpriority_process, setpriority_process};
+        let me = Some(rustix::thread::gettid());
+        let lowered = getpriority_process(me)
+            .and_then(|now| setpriority_process(me, (now + HASHING_NICENESS).min(19)));
+        if let Err(e) = lowered {
+            tracing::warn!(error = %e, "cannot lower the hashing threads' priority");
+        }
     }
 }
 
@@ -87,13 +175,17 @@ fn work(inbox: &Mutex<Receiver<Job>>) {
     loop {
         // The lock is held only while waiting for the next job, not while it runs.
         let job = match inbox.lock() {
-            Ok(rx) => rx.recv(),
+            Ok(rx) => match rx.recv_timeout(RELEASE_AFTER) {
+                Ok(job) => Some(job),
+                Err(RecvTimeoutError::Timeout) => None,
+                // The pool was dropped: no more jobs will come.
+                Err(RecvTimeoutError::Disconnected) => return,
+            },
             Err(_) => return,
         };
         match job {
-            Ok(job) => job(),
-            // The pool was dropped: no more jobs will come.
-            Err(_) => return,
+            Some(job) => job(),
+            None => super::password::release_thread_memory(),
         }
     }
 }
@@ -139,6 +231,58 @@ mod tests {
         assert_eq!(queued.await, Ok(2));
         assert_eq!(pool.run(|| 4).await, Ok(4));
         assert_eq!(pool.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn places_are_reserved_up_to_threads_plus_queue_and_given_back() {
+        // One thread and two queue places: three places.
+        let pool = HashPool::new(1, 2).unwrap();
+        let a = pool.reserve().unwrap();
+        let b = pool.reserve().unwrap();
+        let c = pool.reserve().unwrap();
+        assert!(matches!(pool.reserve(), Err(Busy)));
+        assert_eq!(pool.run(|| 1).await, Err(Busy), "run needs a place too");
+        // A place dropped unused and one whose job is done are both free again.
+        drop(a);
+        assert_eq!(b.run(|| 2).await, Ok(2));
+        let d = pool.reserve().unwrap();
+        let e = pool.reserve().unwrap();
+        assert!(matches!(pool.reserve(), Err(Busy)));
+        drop((c, d, e));
+        assert_eq!(pool.run(|| 3).await, Ok(3));
+        let all: Vec<_> = (0..3).map(|_| pool.reserve().unwrap()).collect();
+        assert!(matches!(pool.reserve(), Err(Busy)));
+        drop(all);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_run_at_a_lower_priority_than_the_rest() {
+        let mine = rustix::process::getpriority_process(None).unwrap();
+        let pool = HashPool::new(1, 1).unwrap();
+        let theirs = pool
+            .run(|| rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(theirs, (mine + HASHING_NICENESS).min(19));
+        assert_eq!(rustix::process::getpriority_process(None).unwrap(), mine);
+    }
+
+    #[tokio::test]
+    async fn an_idle_thread_gives_its_hashing_memory_back() {
+        use crate::users::password::{StoredHash, hash_password, holds_thread_memory};
+        let stored = StoredHash::parse(&hash_password(b"pw").unwrap()).unwrap();
+        let pool = HashPool::new(1, 4).unwrap();
+        let held = pool
+            .run(move || stored.verify(b"pw") && holds_thread_memory())
+            .await;
+        assert_eq!(
+            held,
+            Ok(true),
+            "a verification keeps its memory for the next"
+        );
+        tokio::time::sleep(RELEASE_AFTER + Duration::from_millis(500)).await;
+        assert_eq!(pool.run(holds_thread_memory).await, Ok(false));
     }
 
     #[tokio::test]

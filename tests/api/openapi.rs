@@ -62,8 +62,8 @@ async fn router_routes_and_documented_operations_are_the_same() {
     let app = authd::Application::build(crate::helpers::test_config(dir.path()))
         .await
         .unwrap();
-    let router = app.router();
-    let routes = routed(&router);
+    let service = app.router();
+    let routes = routed(service.inner());
     let doc = serde_json::to_value(authd::http::openapi()).unwrap();
     let documented = documented(&doc);
     // The parse found the routes we know are there (so a change in axum's Debug cannot make the
