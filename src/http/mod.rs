@@ -27,7 +27,7 @@ pub use auth::{
     check_token, verify_request,
 };
 pub use client_addr::ClientAddr;
-pub use edge::{Edge, EdgeConfig, EdgeFuture, HeadLimits, KeepBody};
+pub use edge::{Edge, EdgeConfig, EdgeFuture, HeadLimits, KeepBody, RETRY_PAUSE};
 pub use error::{
     ApiError, BASIC_CHALLENGE, BEARER_CHALLENGE, BEARER_INVALID_REQUEST, BEARER_INVALID_TOKEN,
 };

@@ -7,7 +7,7 @@ use std::time::Duration;
 use authd::throttle::ThrottleSettings;
 
 use crate::helpers::{
-    PASSWORD, TestApp, TestDb, USER, assert_message, password_hash, spawn_app_on,
+    PASSWORD, TestApp, TestDb, USER, assert_message, password_hash, spawn_app_on, spawn_app_with,
 };
 use crate::on_both_engines;
 
@@ -142,4 +142,34 @@ async fn forwarded_for_from_an_untrusted_peer_changes_nothing(db: TestDb) {
     }
     // Each attempt claimed another address; all counted against the socket's.
     assert_throttled(login_from(&app, "u4", "wrong", Some("203.0.113.99")).await).await;
+}
+
+/// A client that ignores `Retry-After` and asks again on the same connection at once waits: one
+/// answer per connection per pause, so a flood of refused logins cannot take the CPU from the
+/// token checks. Another connection is not held up.
+#[tokio::test]
+async fn a_connection_told_to_retry_later_waits_before_its_next_request() {
+    let app = spawn_app_with(|c, _| c.throttle = limits(1, 100)).await;
+    assert_eq!(app.login(USER, "wrong").await.status(), 401);
+    let asked = std::time::Instant::now();
+    let refused = app.login(USER, "wrong").await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    refused.bytes().await.unwrap();
+    // The same client, one connection kept alive: the next request waits out the pause.
+    let next = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(next.status(), 200);
+    let waited = asked.elapsed();
+    assert!(
+        waited >= authd::http::RETRY_PAUSE,
+        "answered {waited:?} after the refused login; the pause is {:?}",
+        authd::http::RETRY_PAUSE
+    );
+    // A new connection is answered without the pause (no timing asserted: only that it works).
+    let other = crate::helpers::client()
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
 }

@@ -264,6 +264,46 @@ async fn a_body_sent_slowly_to_login_gets_a_clean_answer() {
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
+fn vm_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hashing_memory_is_given_back_once_logins_stop() {
+    let _one = serial().await;
+    let app = demo(&[("AUTHD_HASH_CONCURRENCY", "1")]).await;
+    let pid = app.child.id().unwrap();
+    // Settled after start-up (the demo user's hash is made once, on another thread).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle = vm_rss_kib(pid);
+    token(&app).await;
+    let after_login = vm_rss_kib(pid);
+    eprintln!("RSS idle {idle} KiB, after a login {after_login} KiB");
+    // argon2id at m=19456 KiB: the hashing thread holds its working memory for the next login.
+    assert!(
+        after_login >= idle + 15 * 1024,
+        "a login should hold ~19 MiB: {idle} -> {after_login} KiB"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = vm_rss_kib(pid);
+        if now <= idle + 4 * 1024 {
+            eprintln!("RSS back to {now} KiB");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "hashing memory not given back: {now} KiB, {idle} KiB before the login"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_flood_keeps_memory_bounded_and_sheds_load_with_503() {
     let _one = serial().await;
