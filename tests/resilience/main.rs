@@ -80,13 +80,22 @@ async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result
     Ok(())
 }
 
-fn vm_hwm_kib(pid: u32) -> u64 {
+/// A `/proc/<pid>/status` figure in KiB, such as `VmHWM` (peak RSS) or `VmRSS`.
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
+}
+
+fn vm_hwm_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM")
+}
+
+fn vm_rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,15 +271,6 @@ async fn a_body_sent_slowly_to_login_gets_a_clean_answer() {
     // /login needs no body: it answers at once on the credentials, JSON, without waiting.
     assert_eq!(status, 401);
     assert!(started.elapsed() < Duration::from_secs(3));
-}
-
-fn vm_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
