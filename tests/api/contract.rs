@@ -7,13 +7,7 @@ async fn demo() -> Binary {
 }
 
 async fn login_token(app: &Binary) -> String {
-    let res = app
-        .client
-        .post(app.url("/login"))
-        .basic_auth("user", Some("password"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.login("user", "password").await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "application/json");
     assert_eq!(res.headers()["cache-control"], "no-store");

@@ -344,6 +344,16 @@ pub struct Binary {
 }
 
 impl Binary {
+    /// `POST /login` with these Basic credentials.
+    pub async fn login(&self, user: &str, password: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/login"))
+            .basic_auth(user, Some(password))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Starts the binary with `args` and `envs` on port 0 and waits for its "listening on" line
     /// (`http://` or `https://`).
     pub async fn start(args: &[&str], envs: &[(&str, &str)]) -> Binary {

@@ -62,13 +62,7 @@ async fn refresh(app: &Binary, token: &str) -> reqwest::Response {
 }
 
 async fn login(app: &Binary) -> String {
-    let res = app
-        .client
-        .post(app.url("/login"))
-        .basic_auth(USER, Some(PASSWORD))
-        .send()
-        .await
-        .unwrap();
+    let res = app.login(USER, PASSWORD).await;
     assert_eq!(res.status(), 200);
     let body: serde_json::Value = res.json().await.unwrap();
     body["refresh_token"].as_str().unwrap().to_owned()

@@ -82,13 +82,7 @@ async fn token_made_by_pyjwt_as_in_the_tutorial_opens_protected() {
 async fn our_token_decodes_in_pyjwt_with_the_same_secret() {
     let Some(py) = python() else { return };
     let app = demo_with_secret().await;
-    let res = app
-        .client
-        .post(app.url("/login"))
-        .basic_auth("user", Some("password"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.login("user", "password").await;
     let token = res.json::<serde_json::Value>().await.unwrap()["token"]
         .as_str()
         .unwrap()

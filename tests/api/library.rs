@@ -28,13 +28,7 @@ async fn spawn_example(secret: &str) -> String {
 }
 
 async fn authd_token(authd: &Binary) -> String {
-    let res = authd
-        .client
-        .post(authd.url("/login"))
-        .basic_auth("user", Some("password"))
-        .send()
-        .await
-        .unwrap();
+    let res = authd.login("user", "password").await;
     assert_eq!(res.status(), 200);
     let body: serde_json::Value = res.json().await.unwrap();
     body["token"].as_str().unwrap().to_owned()

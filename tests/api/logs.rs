@@ -25,13 +25,7 @@ async fn logs_carry_requests_but_no_token_password_or_secret() {
         ],
     )
     .await;
-    let res = app
-        .client
-        .post(app.url("/login"))
-        .basic_auth("alice", Some("password"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.login("alice", "password").await;
     let body = res.json::<serde_json::Value>().await.unwrap();
     let token = body["token"].as_str().unwrap().to_owned();
     let first_refresh = body["refresh_token"].as_str().unwrap().to_owned();
@@ -56,13 +50,7 @@ async fn logs_carry_requests_but_no_token_password_or_secret() {
             .unwrap();
     }
     let wrong = "Wr0ng-Pa55word-that-must-not-leak";
-    let res = app
-        .client
-        .post(app.url("/login"))
-        .basic_auth("alice", Some(wrong))
-        .send()
-        .await
-        .unwrap();
+    let res = app.login("alice", wrong).await;
     assert_eq!(res.status(), 401);
     for req in [
         app.client

@@ -102,13 +102,7 @@ async fn start(current: &str, previous: &str) -> Binary {
 }
 
 async fn login(app: &Binary) -> String {
-    let res = app
-        .client
-        .post(app.url("/login"))
-        .basic_auth("user", Some("password"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.login("user", "password").await;
     let body: serde_json::Value = res.json().await.unwrap();
     body["token"].as_str().unwrap().to_owned()
 }

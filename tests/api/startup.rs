@@ -162,13 +162,7 @@ async fn secret_file_is_read_and_a_short_one_refused() {
         ],
     )
     .await;
-    let res = app
-        .client
-        .post(app.url("/login"))
-        .basic_auth("user", Some("password"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.login("user", "password").await;
     assert_eq!(res.status(), 200);
 }
 
@@ -182,13 +176,7 @@ async fn dotenv_file_in_the_working_directory_is_read() {
     )
     .unwrap();
     let app = Binary::start_in(dir, &[], &[]).await;
-    let res = app
-        .client
-        .post(app.url("/login"))
-        .basic_auth("user", Some("password"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.login("user", "password").await;
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["expires_in"], 900);
 }

@@ -31,13 +31,7 @@ async fn demo(envs: &[(&str, &str)]) -> Binary {
 }
 
 async fn token(app: &Binary) -> String {
-    let res = app
-        .client
-        .post(app.url("/login"))
-        .basic_auth("user", Some("password"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.login("user", "password").await;
     res.json::<serde_json::Value>().await.unwrap()["token"]
         .as_str()
         .unwrap()
