@@ -76,6 +76,26 @@ pub struct EdgeConfig {
 /// refusing is cheap, but not free, and the token checks share that CPU.
 pub const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
+impl EdgeConfig {
+    /// The edge of a router serving `routes`, with the request limits of `limits`.
+    pub fn new(
+        limits: &crate::config::Limits,
+        routes: Vec<String>,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Self {
+        Self {
+            head: HeadLimits {
+                max_head_bytes: limits.max_head_bytes,
+                max_headers: limits.max_headers,
+            },
+            max_body_bytes: limits.max_body_bytes,
+            request_timeout: limits.request_timeout,
+            routes,
+            metrics,
+        }
+    }
+}
+
 /// The service every request enters by: see the module's documentation.
 #[derive(Debug, Clone)]
 pub struct Edge<S> {
@@ -174,7 +194,7 @@ where
         }
         let early = head_error(&parts.uri, &parts.headers, config.head).or_else(|| {
             body_too_large(&parts.headers, config.max_body_bytes)
-                .then_some(StatusCode::PAYLOAD_TOO_LARGE.into_response())
+                .then(|| StatusCode::PAYLOAD_TOO_LARGE.into_response())
         });
         let state = match early {
             Some(res) => State::Done { res: Some(res) },

@@ -54,15 +54,6 @@ pub fn metrics_only_router(state: MetricsState, limits: &Limits) -> super::HttpS
         .with_state(state);
     super::Edge::new(
         router,
-        super::EdgeConfig {
-            head: super::HeadLimits {
-                max_head_bytes: limits.max_head_bytes,
-                max_headers: limits.max_headers,
-            },
-            max_body_bytes: limits.max_body_bytes,
-            request_timeout: limits.request_timeout,
-            routes: vec!["/metrics".to_owned()],
-            metrics: None,
-        },
+        super::EdgeConfig::new(limits, vec!["/metrics".to_owned()], None),
     )
 }

@@ -162,16 +162,11 @@ pub fn router(state: AppState, limits: &Limits, with_metrics: bool) -> HttpServi
         .with_state(state);
     Edge::new(
         router,
-        EdgeConfig {
-            head: HeadLimits {
-                max_head_bytes: limits.max_head_bytes,
-                max_headers: limits.max_headers,
-            },
-            max_body_bytes: limits.max_body_bytes,
-            request_timeout: limits.request_timeout,
-            routes: doc.paths.paths.keys().cloned().collect(),
-            metrics: Some(metrics),
-        },
+        EdgeConfig::new(
+            limits,
+            doc.paths.paths.keys().cloned().collect(),
+            Some(metrics),
+        ),
     )
 }
 
