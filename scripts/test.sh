@@ -70,4 +70,4 @@ if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ] \
   if [ -n "$own_policy" ]; then rm -f "$policy"; fi
 fi
 
-cargo test --release "$@"
+cargo test --profile test-release "$@"

@@ -1,5 +1,5 @@
 //! Test harness: `spawn_app` builds the app from a `Config` in-process on port 0;
-//! `Binary` runs the real `authd` executable (the release build under `cargo test --release`).
+//! `Binary` runs the real `authd` executable (the optimised `test-release` build under `scripts/test.sh`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -312,7 +312,7 @@ pub async fn spawn_app_on(db: &TestDb, adjust: impl FnOnce(&mut Config, &Path)) 
 }
 
 /// The `authd` executable under test: `AUTHD_BIN` when set, else the one cargo built with the
-/// tests (the release build under `cargo test --release`).
+/// tests (the optimised `test-release` build under `scripts/test.sh`).
 pub fn binary_path() -> PathBuf {
     std::env::var_os("AUTHD_BIN")
         .map(PathBuf::from)
