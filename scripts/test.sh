@@ -7,9 +7,12 @@
 #   - newman (target/npm), which runs the Postman collection in postman/;
 #   - the local PostgreSQL, when one answers on 127.0.0.1:5432, for the store tests;
 #   - Debian's nginx (installed with apt when missing and run as root), for the forward-auth test.
-# Each is installed once and found again on later runs. A tool that cannot be installed makes its
-# test print SKIPPED, unless AUTHD_TEST_REQUIRE_ALL=1 (as in CI), which makes it a failure.
-# Extra arguments go to `cargo test` (e.g. a test name filter).
+# Each is installed once and found again on later runs. The tests that need one of these tools are
+# `#[ignore = "needs …"]`, so that a plain `cargo test` reports them as not run; this script runs
+# them all (`--include-ignored`), leaving out (`--skip`, reported by cargo as filtered out) only
+# those whose tool it could not find or install, with a warning naming it. Under
+# AUTHD_TEST_REQUIRE_ALL=1 (as in CI) nothing is left out: a missing tool fails its tests.
+# Extra arguments go to `cargo test` before `--` (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +25,7 @@ if [ ! -x "$venv/bin/python" ] || ! head -n1 "$venv/bin/pip" | grep -qF "$PWD/$v
 fi
 pip_install() {
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@" ||
-    echo "test.sh: warning: could not install $* (its tests will say SKIPPED)" >&2
+    echo "test.sh: warning: could not install $*" >&2
 }
 if ! "$venv/bin/python" -c 'import jwt' 2>/dev/null; then
   pip_install 'PyJWT>=2.8,<3'
@@ -37,16 +40,15 @@ npm_prefix=target/npm
 if ! "$npm_prefix/node_modules/.bin/newman" --version >/dev/null 2>&1; then
   if command -v npm >/dev/null; then
     npm install --prefix "$npm_prefix" --no-audit --no-fund --loglevel=error 'newman@^6.2' ||
-      echo "test.sh: warning: could not install newman (its test will say SKIPPED)" >&2
+      echo "test.sh: warning: could not install newman" >&2
   else
-    echo "test.sh: warning: no npm, so no newman (its test will say SKIPPED)" >&2
+    echo "test.sh: warning: no npm, so no newman" >&2
   fi
 fi
 export AUTHD_TEST_NEWMAN="$PWD/$npm_prefix/node_modules/.bin/newman"
 
 # The store tests run on SQLite always and on PostgreSQL when AUTHD_TEST_DATABASE_URL is set (each
-# test in its own schema). Unset, a PostgreSQL answering on 127.0.0.1:5432 is used; without one they
-# say SKIPPED (and fail under AUTHD_TEST_REQUIRE_ALL=1).
+# test in its own schema). Unset, a PostgreSQL answering on 127.0.0.1:5432 is used.
 if [ -z "${AUTHD_TEST_DATABASE_URL:-}" ]; then
   if { command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432 -t 3; } ||
      timeout 3 bash -c '</dev/tcp/127.0.0.1/5432' 2>/dev/null; then
@@ -55,7 +57,7 @@ if [ -z "${AUTHD_TEST_DATABASE_URL:-}" ]; then
 fi
 
 # nginx for the forward-auth test (the test starts its own on loopback ports). Installed from
-# Debian when missing and we are root; otherwise the test reports SKIPPED (or fails in CI).
+# Debian when missing and we are root.
 if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ] \
   && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   # Keep the package from starting its own nginx on port 80: only the test's instance runs.
@@ -66,8 +68,24 @@ if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ] \
   fi
   { apt-get -o DPkg::Lock::Timeout=120 update -qq \
       && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 install -y -qq nginx >/dev/null; } \
-    || echo "scripts/test.sh: could not install nginx; its test will be skipped" >&2
+    || echo "test.sh: warning: could not install nginx" >&2
   if [ -n "$own_policy" ]; then rm -f "$policy"; fi
 fi
 
-cargo test --profile test-release "$@"
+# Which tool-needing tests can run here; the others are left out, by name, unless CI requires all.
+skips=()
+missing() { # missing PATTERN WHAT
+  if [ "${AUTHD_TEST_REQUIRE_ALL:-}" = 1 ]; then return; fi
+  echo "test.sh: warning: $2 not found: tests matching '$1' are not run" >&2
+  skips+=(--skip "$1")
+}
+[ -n "${AUTHD_TEST_DATABASE_URL:-}" ] || missing postgres "PostgreSQL (AUTHD_TEST_DATABASE_URL)"
+"$AUTHD_TEST_PYTHON" -c 'import jwt' 2>/dev/null || missing interop:: PyJWT
+"$AUTHD_TEST_SCHEMATHESIS" --version >/dev/null 2>&1 || missing schemathesis:: Schemathesis
+"$AUTHD_TEST_NEWMAN" --version >/dev/null 2>&1 || missing postman:: newman
+{ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || missing nginx:: nginx
+
+# The `test-release` profile: optimised like the release build, without its whole-program LTO.
+sep=(--)
+for a in "$@"; do [ "$a" = -- ] && sep=(); done
+cargo test --profile test-release "$@" "${sep[@]}" --include-ignored "${skips[@]}"

@@ -26,10 +26,9 @@ fn count_requests(items: &serde_json::Value) -> u64 {
 }
 
 #[tokio::test]
+#[ignore = "needs newman (AUTHD_TEST_NEWMAN)"]
 async fn postman_collection_passes_under_newman_against_the_demo_binary() {
-    let Some(newman) = external_tool("AUTHD_TEST_NEWMAN", "newman", "newman") else {
-        return;
-    };
+    let newman = external_tool("AUTHD_TEST_NEWMAN", "newman", "newman");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let collection = root.join("postman/authd.postman_collection.json");
     let environment = root.join("postman/authd.postman_environment.json");
