@@ -1,5 +1,6 @@
-//! The Postman collection (`postman/`), run by newman against the real binary in demo mode:
-//! every request of the collection is sent and every `pm.test` assertion holds. Needs newman
+//! The Postman collection (`postman/`), run by newman against the real binary: in demo mode with
+//! the demo environment, and over HTTPS in strict mode with the deployment environment. Every
+//! request of the collection is sent and every `pm.test` assertion holds. Needs newman
 //! (`AUTHD_TEST_NEWMAN`; `./scripts/test.sh` installs it under `target/npm`).
 
 use std::path::Path;
@@ -25,20 +26,20 @@ fn count_requests(items: &serde_json::Value) -> u64 {
     })
 }
 
-#[tokio::test]
-#[ignore = "needs newman (AUTHD_TEST_NEWMAN)"]
-async fn postman_collection_passes_under_newman_against_the_demo_binary() {
+/// Runs the collection with newman against `base`, with `environment` and `extra` arguments, and
+/// checks newman's own summary so that the run cannot pass by doing nothing: every request sent,
+/// assertions made, no failure of any kind.
+async fn run_collection(base: &str, environment: &str, extra: &[&str]) {
     let newman = external_tool("AUTHD_TEST_NEWMAN", "newman", "newman");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let collection = root.join("postman/authd.postman_collection.json");
-    let environment = root.join("postman/authd.postman_environment.json");
+    let environment = root.join("postman").join(environment);
     let expected_requests = count_requests(
         &serde_json::from_slice::<serde_json::Value>(&std::fs::read(&collection).unwrap()).unwrap()
             ["item"],
     );
-    assert!(expected_requests >= 8, "{expected_requests}");
+    assert!(expected_requests >= 13, "{expected_requests}");
 
-    let app = Binary::start(&["--demo"], &[]).await;
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("newman.json");
     let mut cmd = Command::new(&newman);
@@ -47,7 +48,8 @@ async fn postman_collection_passes_under_newman_against_the_demo_binary() {
         .arg(&collection)
         .arg("--environment")
         .arg(&environment)
-        .args(["--env-var", &format!("baseUrl={}", app.base)])
+        .args(["--env-var", &format!("baseUrl={base}")])
+        .args(extra)
         .args(["--reporters", "cli,json", "--reporter-json-export"])
         .arg(&report)
         .args([
@@ -61,17 +63,78 @@ async fn postman_collection_passes_under_newman_against_the_demo_binary() {
     let (ok, output) = run_bounded(cmd, Duration::from_secs(180)).await;
     assert!(ok, "newman failed:\n{output}");
 
-    // newman's own summary, to be sure the run did what it should and did not pass by doing
-    // nothing: every request sent, assertions made, no failure of any kind.
     let run: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     let stats = &run["run"]["stats"];
     assert_eq!(stats["requests"]["total"], expected_requests, "{output}");
     assert!(
-        stats["assertions"]["total"].as_u64().unwrap() >= 3 * expected_requests,
+        stats["assertions"]["total"].as_u64().unwrap() >= 2 * expected_requests,
         "{output}"
     );
     for kind in ["requests", "assertions", "testScripts", "prerequestScripts"] {
         assert_eq!(stats[kind]["failed"], 0, "{kind} failed:\n{output}");
     }
     assert_eq!(run["run"]["failures"], serde_json::json!([]), "{output}");
+}
+
+#[tokio::test]
+#[ignore = "needs newman (AUTHD_TEST_NEWMAN)"]
+async fn postman_collection_passes_under_newman_against_the_demo_binary() {
+    let app = Binary::start(&["--demo"], &[]).await;
+    run_collection(&app.base, "authd.postman_environment.json", &[]).await;
+}
+
+/// 48 random bytes in base64, as `openssl rand -base64 48` makes them.
+fn random_secret() -> String {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 48];
+    getrandom::fill(&mut bytes).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[tokio::test]
+#[ignore = "needs newman (AUTHD_TEST_NEWMAN)"]
+async fn postman_collection_passes_with_the_deployment_environment_against_https_and_strict_mode() {
+    // A deployment as the README describes it: a users file, a secret of its own, HTTPS with a
+    // certificate newman is told to trust (not `--insecure`), strict mode with issuer and audience.
+    let dir = tempfile::tempdir().unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert_path = dir.path().join("cert.pem");
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+    let password = random_secret();
+    let hash = authd::users::hash_password(password.as_bytes()).unwrap();
+    std::fs::write(dir.path().join("users"), format!("operator:{hash}\n")).unwrap();
+    let secret = random_secret();
+    let db = format!("sqlite://{}/authd.db", dir.path().display());
+    let app = Binary::start_in(
+        dir,
+        &[],
+        &[
+            ("AUTHD_SECRET_KEY", secret.as_str()),
+            ("AUTHD_USERS", "users"),
+            ("AUTHD_DATABASE_URL", db.as_str()),
+            ("AUTHD_TLS_CERT", "cert.pem"),
+            ("AUTHD_TLS_KEY", "key.pem"),
+            ("AUTHD_STRICT", "true"),
+            ("AUTHD_ISSUER", "https://auth.example.com"),
+            ("AUTHD_AUDIENCE", "example-apps"),
+        ],
+    )
+    .await;
+    assert!(app.base.starts_with("https://"), "{}", app.base);
+    let cert_arg = cert_path.display().to_string();
+    run_collection(
+        &app.base,
+        "authd.deployment.postman_environment.json",
+        &[
+            "--ssl-extra-ca-certs",
+            &cert_arg,
+            "--env-var",
+            "username=operator",
+            "--env-var",
+            &format!("password={password}"),
+        ],
+    )
+    .await;
 }
