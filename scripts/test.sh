@@ -6,7 +6,8 @@
 #     Schemathesis, which fuzzes the running server against its OpenAPI document;
 #   - newman (target/npm), which runs the Postman collection in postman/;
 #   - the local PostgreSQL, when one answers on 127.0.0.1:5432, for the store tests;
-#   - Debian's nginx (installed with apt when missing and run as root), for the forward-auth test.
+#   - Debian's nginx (installed with apt when missing and run as root), for the forward-auth test;
+#   - Debian's systemd, for `systemd-analyze` on the unit in contrib/ (installed likewise).
 # Each is installed once and found again on later runs. The tests that need one of these tools are
 # `#[ignore = "needs …"]`, so that a plain `cargo test` reports them as not run; this script runs
 # them all (`--include-ignored`), leaving out (`--skip`, reported by cargo as filtered out) only
@@ -56,10 +57,13 @@ if [ -z "${AUTHD_TEST_DATABASE_URL:-}" ]; then
   fi
 fi
 
-# nginx for the forward-auth test (the test starts its own on loopback ports). Installed from
+# nginx for the forward-auth test (the test starts its own on loopback ports) and systemd for
+# `systemd-analyze` on the unit in contrib/. Installed from
 # Debian when missing and we are root.
-if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ] \
-  && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+apt_wanted=()
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_wanted+=(nginx)
+command -v systemd-analyze >/dev/null || apt_wanted+=(systemd)
+if [ ${#apt_wanted[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   # Keep the package from starting its own nginx on port 80: only the test's instance runs.
   policy=/usr/sbin/policy-rc.d
   own_policy=
@@ -67,8 +71,8 @@ if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ] \
     printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && own_policy=1
   fi
   { apt-get -o DPkg::Lock::Timeout=120 update -qq \
-      && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 install -y -qq nginx >/dev/null; } \
-    || echo "test.sh: warning: could not install nginx" >&2
+      && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 install -y -qq "${apt_wanted[@]}" >/dev/null; } \
+    || echo "test.sh: warning: could not install ${apt_wanted[*]}" >&2
   if [ -n "$own_policy" ]; then rm -f "$policy"; fi
 fi
 
@@ -84,6 +88,7 @@ missing() { # missing PATTERN WHAT
 "$AUTHD_TEST_SCHEMATHESIS" --version >/dev/null 2>&1 || missing schemathesis:: Schemathesis
 "$AUTHD_TEST_NEWMAN" --version >/dev/null 2>&1 || missing postman:: newman
 { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || missing nginx:: nginx
+command -v systemd-analyze >/dev/null || missing deploy::systemd systemd-analyze
 
 # The `test-release` profile: optimised like the release build, without its whole-program LTO.
 sep=(--)
