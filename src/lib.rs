@@ -163,7 +163,8 @@ pub struct Application {
     throttle: Throttle,
     cleanup_interval: std::time::Duration,
     tls: Option<Arc<Tls>>,
-    /// Reloads the TLS files on SIGHUP; SIGHUP is watched for from `build` on.
+    /// Reloads what can be reloaded (the TLS files) on SIGHUP; SIGHUP is watched for from `build`
+    /// on, so that it never ends the process.
     reload: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     metrics: Arc<Metrics>,
     /// The separate metrics listener, when configured, with its router and bound address.
@@ -205,9 +206,8 @@ impl Application {
         )
         .map_err(|e| StartError::Keys(e.to_string()))?;
         let tls = config.tls.clone().map(Tls::load).transpose()?.map(Arc::new);
-        let reload = tls.clone().map(|tls| {
-            Box::pin(server::reload_tls_on_sighup(tls)) as Pin<Box<dyn Future<Output = ()> + Send>>
-        });
+        let reload = Some(Box::pin(server::reload_on_sighup(tls.clone()))
+            as Pin<Box<dyn Future<Output = ()> + Send>>);
         let metrics = Arc::new(Metrics::new(http::ROUTES));
         let store = Store::open(config.database_url.expose_secret(), &config.store).await?;
         tracing::info!(backend = ?store.backend(), "database ready");

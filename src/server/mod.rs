@@ -106,10 +106,11 @@ pub async fn serve(
     }
 }
 
-/// Watches for SIGHUP from the moment it is called (a SIGHUP not watched for ends the process)
-/// and, in the returned future, re-reads the TLS certificate and key on each one. A reload that
-/// fails is logged and the previous certificate stays in use.
-pub fn reload_tls_on_sighup(tls: Arc<Tls>) -> impl Future<Output = ()> + Send + 'static {
+/// Watches for SIGHUP from the moment it is called (a SIGHUP not watched for ends the process, so
+/// it is always watched for: SIGHUP means "reload", never "stop") and, in the returned future,
+/// re-reads the TLS certificate and key on each one, when there are any. A reload that fails is
+/// logged and the previous certificate stays in use.
+pub fn reload_on_sighup(tls: Option<Arc<Tls>>) -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     async move {
@@ -118,16 +119,17 @@ pub fn reload_tls_on_sighup(tls: Arc<Tls>) -> impl Future<Output = ()> + Send + 
             let mut hangups = match hangups {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::error!(error = %e, "cannot listen for SIGHUP; TLS files will not be reloaded");
+                    tracing::error!(error = %e, "cannot listen for SIGHUP; nothing will be reloaded");
                     return;
                 }
             };
             while hangups.recv().await.is_some() {
-                match tls.reload() {
-                    Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
-                    Err(e) => {
+                match tls.as_deref().map(Tls::reload) {
+                    Some(Ok(())) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
+                    Some(Err(e)) => {
                         tracing::error!(error = %e, "SIGHUP: TLS reload failed; keeping the current certificate");
                     }
+                    None => tracing::info!("SIGHUP: nothing to reload (no TLS configured)"),
                 }
             }
         }

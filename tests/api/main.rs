@@ -19,6 +19,7 @@ mod refresh;
 mod rotation;
 mod schemathesis;
 mod sessions;
+mod signals;
 mod startup;
 mod strict;
 mod throttle;
