@@ -1,7 +1,9 @@
-//! What `contrib/` ships for a deployment: the systemd unit passes `systemd-analyze verify` with no
-//! warning at all (an unknown or misspelt key is only a warning there, so the test reads the
-//! output, not just the exit code) and scores as hardened in `systemd-analyze security`. Needs
-//! `systemd-analyze` (Debian's `systemd`; it does not have to run as PID 1 for these checks).
+//! The deployment guide (`docs/deploy.md`) and what `contrib/` ships, run for real. The systemd
+//! unit passes `systemd-analyze verify` with no warning at all (an unknown or misspelt key is only
+//! a warning there, so the test reads the output, not just the exit code) and scores as hardened
+//! in `systemd-analyze security` (Debian's `systemd`; it need not run as PID 1 for these checks).
+//! The guide's nginx and Caddy configurations, read out of the guide, put authd behind the real
+//! proxy over HTTPS and keep working when authd's certificate is renewed.
 
 use std::path::Path;
 use std::time::Duration;
@@ -84,4 +86,243 @@ async fn systemd_unit_is_hardened_by_systemd_analyze_security() {
         ok && score * 10.0 <= f64::from(MAX_EXPOSURE_TENTHS),
         "exposure {score} (at most {MAX_EXPOSURE_TENTHS} tenths):\n{output}"
     );
+}
+
+/// A certificate authority made for one test, and leaf certificates it signs.
+struct TestCa {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    pem: String,
+    der: tokio_rustls::rustls::pki_types::CertificateDer<'static>,
+}
+
+impl TestCa {
+    fn new() -> TestCa {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "authd test CA");
+        let cert = params.self_signed(&key).unwrap();
+        TestCa {
+            pem: cert.pem(),
+            der: cert.der().clone(),
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    /// A new key and a certificate for `names`: (certificate DER, certificate PEM, key PEM).
+    fn leaf(
+        &self,
+        names: &[&str],
+    ) -> (
+        tokio_rustls::rustls::pki_types::CertificateDer<'static>,
+        String,
+        String,
+    ) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let cert = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &self.issuer)
+            .unwrap();
+        (cert.der().clone(), cert.pem(), key.serialize_pem())
+    }
+
+    fn client_config(&self) -> tokio_rustls::rustls::ClientConfig {
+        use tokio_rustls::rustls;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.der.clone()).unwrap();
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+    }
+
+    /// An HTTPS client that trusts this CA only.
+    fn client(&self) -> reqwest::Client {
+        crate::helpers::client();
+        reqwest::Client::builder()
+            .tls_backend_preconfigured(self.client_config())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    }
+
+    /// The certificate a new TLS connection to `addr` is shown (as `name`).
+    async fn served_certificate(
+        &self,
+        addr: std::net::SocketAddr,
+        name: &'static str,
+    ) -> tokio_rustls::rustls::pki_types::CertificateDer<'static> {
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(self.client_config()));
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let server = tokio_rustls::rustls::pki_types::ServerName::try_from(name).unwrap();
+        let tls = connector.connect(server, tcp).await.unwrap();
+        tls.get_ref().1.peer_certificates().unwrap()[0].clone()
+    }
+}
+
+/// authd over HTTPS with a certificate from `ca` (files `authd.pem`/`authd.key` in its dir), in
+/// demo mode; idle connections are closed after 1 s, so that a proxy's pooled connections to it
+/// are new ones soon after a certificate swap.
+async fn https_authd(ca: &TestCa) -> crate::helpers::Binary {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, cert, key) = ca.leaf(&["authd.internal", "localhost", "127.0.0.1"]);
+    std::fs::write(dir.path().join("authd.pem"), cert).unwrap();
+    std::fs::write(dir.path().join("authd.key"), key).unwrap();
+    crate::helpers::Binary::start_in(
+        dir,
+        &["--demo"],
+        &[
+            ("AUTHD_TLS_CERT", "authd.pem"),
+            ("AUTHD_TLS_KEY", "authd.key"),
+            ("AUTHD_HEADER_READ_TIMEOUT", "1s"),
+        ],
+    )
+    .await
+}
+
+/// Replaces authd's certificate with a new one (and a new key) from the same CA, sends SIGHUP,
+/// and waits until new connections are shown it and the proxy's pooled ones have been closed.
+async fn renew(ca: &TestCa, authd: &crate::helpers::Binary) {
+    let (der, cert, key) = ca.leaf(&["authd.internal", "localhost", "127.0.0.1"]);
+    std::fs::write(authd.dir.path().join("authd.pem"), cert).unwrap();
+    std::fs::write(authd.dir.path().join("authd.key"), key).unwrap();
+    authd.signal("HUP");
+    authd
+        .wait_for_output("SIGHUP: TLS certificate and key reloaded")
+        .await;
+    assert_eq!(
+        ca.served_certificate(authd.addr(), "authd.internal").await,
+        der
+    );
+    // Past the 1 s header-read timeout: connections opened before the swap are gone.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+}
+
+/// A token from authd's own `/login`, over HTTPS.
+async fn login(ca: &TestCa, authd: &crate::helpers::Binary) -> String {
+    let res = ca
+        .client()
+        .post(authd.url("/login"))
+        .basic_auth(crate::helpers::USER, Some(crate::helpers::PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Through the proxy at `front` (as `app.example.com`): 200 with the user for the token, 401 for
+/// none.
+async fn assert_guarded(
+    client: &reqwest::Client,
+    front: &str,
+    token: &str,
+    log: &dyn Fn() -> String,
+) {
+    let res = client.get(front).bearer_auth(token).send().await.unwrap();
+    assert_eq!(res.status(), 200, "{}", log());
+    assert_eq!(res.text().await.unwrap(), "app page for [user]\n");
+    let res = client.get(front).send().await.unwrap();
+    assert_eq!(res.status(), 401, "{}", log());
+}
+
+#[tokio::test]
+#[ignore = "needs nginx"]
+async fn nginx_from_the_guide_checks_tokens_over_https_and_survives_a_certificate_renewal() {
+    use crate::proxy_servers::{Proxy, doc_block, free_port, substitute};
+    let ca = TestCa::new();
+    let authd = https_authd(&ca).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_owned();
+    let (_, front_cert, front_key) = ca.leaf(&["app.example.com"]);
+    std::fs::write(d.join("front.pem"), front_cert).unwrap();
+    std::fs::write(d.join("front.key"), front_key).unwrap();
+    std::fs::write(d.join("ca.pem"), &ca.pem).unwrap();
+    let (front, app) = (free_port(), free_port());
+    let authd_addr = authd.addr().to_string();
+    let block = substitute(
+        &doc_block("docs/deploy.md", "nginx-https"),
+        &[
+            ("server 127.0.0.1:5000;", &format!("server {authd_addr};")),
+            ("listen 443 ssl;", &format!("listen 127.0.0.1:{front} ssl;")),
+            (
+                "/etc/ssl/app.example.com.pem",
+                &format!("{}/front.pem", d.display()),
+            ),
+            (
+                "/etc/ssl/app.example.com.key",
+                &format!("{}/front.key", d.display()),
+            ),
+            ("/etc/authd/ca.pem", &format!("{}/ca.pem", d.display())),
+            ("http://127.0.0.1:8080", &format!("http://127.0.0.1:{app}")),
+        ],
+    );
+    // The application behind the proxy: names the user it was given.
+    let http = format!(
+        "{block}\nserver {{\n    listen 127.0.0.1:{app};\n    default_type text/plain;\n    location / {{ return 200 \"app page for [$http_x_auth_user]\\n\"; }}\n}}\n"
+    );
+    let nginx = Proxy::nginx(dir, &http, &[front, app]).await;
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(ca.client_config())
+        .resolve("app.example.com", ([127, 0, 0, 1], front).into())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let page = format!("https://app.example.com:{front}/");
+    let token = login(&ca, &authd).await;
+    assert_guarded(&client, &page, &token, &|| nginx.log()).await;
+
+    renew(&ca, &authd).await;
+    for _ in 0..3 {
+        assert_guarded(&client, &page, &token, &|| nginx.log()).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs Caddy"]
+async fn caddy_from_the_guide_checks_tokens_over_https_and_survives_a_certificate_renewal() {
+    use crate::proxy_servers::{Proxy, doc_block, free_port, substitute};
+    let ca = TestCa::new();
+    let authd = https_authd(&ca).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, &ca.pem).unwrap();
+    let (front, app) = (free_port(), free_port());
+    let authd_addr = authd.addr().to_string();
+    // The site is served in the clear to the test (its own HTTPS is Caddy's business); what is
+    // tested is the HTTPS from Caddy to authd.
+    let site = substitute(
+        &doc_block("docs/deploy.md", "caddy-https"),
+        &[
+            ("app.example.com {", &format!("http://127.0.0.1:{front} {{")),
+            ("https://127.0.0.1:5000", &format!("https://{authd_addr}")),
+            ("/etc/authd/ca.pem", &ca_path.display().to_string()),
+            (
+                "reverse_proxy 127.0.0.1:8080",
+                &format!("reverse_proxy 127.0.0.1:{app}"),
+            ),
+        ],
+    );
+    let caddyfile = format!(
+        "{site}\n\nhttp://127.0.0.1:{app} {{\n\trespond \"app page for [{{header.X-Auth-User}}]\n\" 200\n}}\n"
+    );
+    let caddy = Proxy::caddy(dir, &caddyfile, &[front, app]).await;
+    let client = crate::helpers::client();
+    let page = format!("http://127.0.0.1:{front}/");
+    let token = login(&ca, &authd).await;
+    assert_guarded(&client, &page, &token, &|| caddy.log()).await;
+
+    renew(&ca, &authd).await;
+    for _ in 0..3 {
+        assert_guarded(&client, &page, &token, &|| caddy.log()).await;
+    }
 }

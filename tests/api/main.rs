@@ -15,6 +15,7 @@ mod metrics;
 mod nginx;
 mod openapi;
 mod postman;
+mod proxy_servers;
 mod refresh;
 mod rotation;
 mod schemathesis;
