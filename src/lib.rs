@@ -225,6 +225,7 @@ impl Application {
             proxies: Arc::new(config.trusted_proxies.clone()),
             metrics: Arc::clone(&metrics),
             strict: config.strict,
+            forwarded_uri: config.forwarded_uri_header,
         });
         let metrics_server = match config.metrics_listen {
             Some(addr) => {
