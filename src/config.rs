@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
-use crate::proxies::{BadProxy, TrustedProxies};
+use crate::proxies::{BadForwardedUriHeader, BadProxy, ForwardedUriHeader, TrustedProxies};
 use crate::sessions::SessionSettings;
 use crate::store::{DEFAULT_DATABASE_URL, MEMORY_DATABASE_URL, StoreOptions};
 use crate::throttle::{ASVS_MAX_FAILURES_PER_HOUR, ThrottleSettings};
@@ -164,6 +164,11 @@ pub struct ServeArgs {
     /// Serve GET /metrics on this IP:PORT (plain HTTP) instead of on the main address.
     #[arg(long, env = "AUTHD_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
+    /// Where /verify reads the original request target: `auto` (X-Original-URI or
+    /// X-Forwarded-Uri; both present must agree), `x-original-uri` or `x-forwarded-uri` (only
+    /// that one, the one your proxy sets).
+    #[arg(long, env = "AUTHD_FORWARDED_URI_HEADER", default_value = "auto")]
+    pub forwarded_uri_header: String,
 }
 
 /// The PEM files of the HTTPS certificate and its key.
@@ -269,6 +274,8 @@ pub struct Config {
     pub strict: bool,
     /// A separate address for GET /metrics; on the main address when `None`.
     pub metrics_listen: Option<SocketAddr>,
+    /// Which header `/verify` reads the original request target from.
+    pub forwarded_uri_header: ForwardedUriHeader,
 }
 
 /// A reason to refuse to start.
@@ -328,6 +335,9 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+    /// AUTHD_FORWARDED_URI_HEADER names no header /verify reads.
+    #[error("AUTHD_FORWARDED_URI_HEADER: {0}")]
+    BadForwardedUriHeader(#[from] BadForwardedUriHeader),
     /// An entry of AUTHD_TRUSTED_PROXIES does not parse.
     #[error("AUTHD_TRUSTED_PROXIES: {0}")]
     BadProxy(#[from] BadProxy),
@@ -444,6 +454,7 @@ impl Config {
             .filter(|s| !s.is_empty())
             .map(|s| s.parse().map_err(|_| ConfigError::BadMetricsListen(s)))
             .transpose()?;
+        let forwarded_uri_header = args.forwarded_uri_header.parse::<ForwardedUriHeader>()?;
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Ok(Self {
             listen,
@@ -472,6 +483,7 @@ impl Config {
             tls,
             strict: args.strict,
             metrics_listen,
+            forwarded_uri_header,
         })
     }
 

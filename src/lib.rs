@@ -11,8 +11,10 @@
 //!
 //! Another service that shares authd's secret accepts authd's tokens with the very check authd
 //! runs on `/protected`: the token from `?token=` or `Authorization: Bearer`, HS256 only, `exp`
-//! required, and the same 403 `{"message": ...}` answers. Build the keys once with
-//! [`TokenKeys::new`] and use the [`Authenticated`] extractor in handlers:
+//! required and no further ahead than the token lifetime, and the same 403 `{"message": ...}`
+//! answers. Build the keys once with [`TokenKeys::new`], with a [`TokenSettings::ttl`] at least
+//! authd's `AUTHD_TOKEN_TTL` (the defaults match), and use the [`Authenticated`] extractor in
+//! handlers:
 //!
 //! ```
 //! use std::sync::Arc;
@@ -225,6 +227,7 @@ impl Application {
             proxies: Arc::new(config.trusted_proxies.clone()),
             metrics: Arc::clone(&metrics),
             strict: config.strict,
+            forwarded_uri: config.forwarded_uri_header,
         });
         let metrics_server = match config.metrics_listen {
             Some(addr) => {

@@ -1,6 +1,7 @@
-//! The client's address behind reverse proxies: `X-Forwarded-For` is believed only when the peer
-//! is a trusted proxy (`AUTHD_TRUSTED_PROXIES`), and then only as far back as trusted proxies
-//! vouch for it. Plain Rust, no HTTP types.
+//! What reverse proxies tell authd: the client's address (`X-Forwarded-For`, believed only from a
+//! trusted proxy, `AUTHD_TRUSTED_PROXIES`, and only as far back as trusted proxies vouch for it),
+//! and which header carries the original request target (`AUTHD_FORWARDED_URI_HEADER`). Plain
+//! Rust, no HTTP types.
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
@@ -86,6 +87,41 @@ fn parse_entry(entry: &[u8]) -> Option<IpAddr> {
         .map(|ip| ip.to_canonical())
 }
 
+/// Which header `/verify` reads the original request target from (`AUTHD_FORWARDED_URI_HEADER`).
+///
+/// A proxy sets one of them and usually passes the client's headers on, so the client can add
+/// the other one. `Auto` reads both and refuses them when they disagree; naming the header the
+/// proxy sets makes authd ignore the other entirely, for a proxy chain where the two differ.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ForwardedUriHeader {
+    /// `X-Original-URI` or `X-Forwarded-Uri`, whichever is there; both there must say the same.
+    #[default]
+    Auto,
+    /// Only `X-Original-URI` (nginx, as the README configures it).
+    XOriginalUri,
+    /// Only `X-Forwarded-Uri` (Traefik, Caddy).
+    XForwardedUri,
+}
+
+/// An `AUTHD_FORWARDED_URI_HEADER` value that is none of the three.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not `auto`, `x-original-uri` or `x-forwarded-uri`")]
+pub struct BadForwardedUriHeader(pub String);
+
+impl FromStr for ForwardedUriHeader {
+    type Err = BadForwardedUriHeader;
+
+    /// `auto`, `x-original-uri` or `x-forwarded-uri`, in any case (empty is `auto`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "auto" => Ok(Self::Auto),
+            "x-original-uri" => Ok(Self::XOriginalUri),
+            "x-forwarded-uri" => Ok(Self::XForwardedUri),
+            _ => Err(BadForwardedUriHeader(s.to_owned())),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +174,20 @@ mod tests {
         assert!("10.0.0.0/33".parse::<TrustedProxies>().is_err());
         assert!("proxy.local".parse::<TrustedProxies>().is_err());
         assert!("".parse::<TrustedProxies>().unwrap().is_empty());
+    }
+
+    #[test]
+    fn forwarded_uri_header_names_parse_in_any_case() {
+        assert_eq!("".parse(), Ok(ForwardedUriHeader::Auto));
+        assert_eq!("Auto".parse(), Ok(ForwardedUriHeader::Auto));
+        assert_eq!(
+            "X-Original-URI".parse(),
+            Ok(ForwardedUriHeader::XOriginalUri)
+        );
+        assert_eq!(
+            " x-forwarded-uri ".parse(),
+            Ok(ForwardedUriHeader::XForwardedUri)
+        );
+        assert!("x-forwarded-for".parse::<ForwardedUriHeader>().is_err());
     }
 }

@@ -15,7 +15,8 @@ pub const LEEWAY_SECS: i64 = 30;
 ///
 /// `user` is the tutorial's claim, kept so that code written against it keeps working; `sub` is
 /// the standard one and carries the same name. Tokens made elsewhere may carry only some of them:
-/// the one claim verification insists on is `exp`.
+/// the one claim verification insists on is `exp`; a `sub` or `user` that is there must not be
+/// empty, and the two must agree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     /// The user's name (the tutorial's claim).
@@ -85,7 +86,9 @@ pub enum VerifyError {
     /// Well formed and correctly signed, but past its `exp` (plus leeway).
     #[error("token expired")]
     Expired,
-    /// Anything else: bad signature, wrong algorithm, missing `exp`, not yet valid, malformed.
+    /// Anything else: bad signature, wrong algorithm, missing `exp`, `exp` further ahead than
+    /// the lifetime allows, not yet valid, an empty subject, `sub` and `user` that differ,
+    /// malformed.
     #[error("token invalid")]
     Invalid,
 }
@@ -133,6 +136,8 @@ pub struct TokenKeys {
     verifying: Vec<VerifyingKey>,
     validation: Validation,
     settings: TokenSettings,
+    /// The latest `exp` accepted, in seconds after `now`: the lifetime plus [`LEEWAY_SECS`].
+    max_exp_ahead: i64,
 }
 
 impl std::fmt::Debug for TokenKeys {
@@ -189,12 +194,16 @@ impl TokenKeys {
             .collect::<Result<Vec<_>, jsonwebtoken::errors::Error>>()?;
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(key_id(secret));
+        let max_exp_ahead = i64::try_from(settings.ttl.as_secs())
+            .unwrap_or(i64::MAX)
+            .saturating_add(LEEWAY_SECS);
         Ok(Self {
             encoding: EncodingKey::from_secret(secret)?,
             header,
             verifying,
             validation,
             settings,
+            max_exp_ahead,
         })
     }
 
@@ -228,8 +237,15 @@ impl TokenKeys {
     }
 
     /// Verifies `token` at `now`: HS256 only, signature with the key its `kid` names (or any of
-    /// ours when it has none), `exp` required and in the future (within [`LEEWAY_SECS`]), `nbf`
-    /// honoured, `iss`/`aud` when configured.
+    /// ours when it has none), `exp` required and in the future (within [`LEEWAY_SECS`]) but no
+    /// further ahead than the configured lifetime (plus the leeway), `nbf` honoured, `iss`/`aud`
+    /// when configured, and a subject that is not empty and, when both `sub` and `user` are
+    /// there, the same in both.
+    ///
+    /// The lifetime bound is what keeps a holder of the secret (every service linking this
+    /// library has it) from minting tokens that never expire: no token authd issues lives longer
+    /// than `settings.ttl`, so none that claims to is authd's. A service checking authd's tokens
+    /// must therefore be given a `ttl` at least authd's `AUTHD_TOKEN_TTL`.
     pub fn verify(&self, token: &str, now: i64) -> Result<Claims, VerifyError> {
         let decode = |key: &VerifyingKey| {
             jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation).ok()
@@ -258,6 +274,20 @@ impl TokenKeys {
         }
         if claims.exp < now.saturating_sub(LEEWAY_SECS) {
             return Err(VerifyError::Expired);
+        }
+        if claims.exp > now.saturating_add(self.max_exp_ahead) {
+            return Err(VerifyError::Invalid);
+        }
+        // A name that is empty names no one, and two names are one too many: a check reading
+        // `sub` and an application reading `user` must not see different users.
+        let empty = |name: &Option<String>| name.as_deref().is_some_and(str::is_empty);
+        if empty(&claims.sub) || empty(&claims.user) {
+            return Err(VerifyError::Invalid);
+        }
+        if let (Some(sub), Some(user)) = (&claims.sub, &claims.user)
+            && sub != user
+        {
+            return Err(VerifyError::Invalid);
         }
         Ok(claims)
     }
@@ -467,6 +497,71 @@ mod tests {
             k.verify(&t, NOW + 1800 + LEEWAY_SECS + 1),
             Err(VerifyError::Expired)
         );
+    }
+
+    #[test]
+    fn exp_further_ahead_than_the_lifetime_and_leeway_is_invalid() {
+        let k = keys();
+        let ttl = 1800;
+        for exp in [
+            NOW + ttl + LEEWAY_SECS + 1,
+            NOW + 10 * 365 * 24 * 3600,
+            i64::MAX,
+        ] {
+            let t = sign_with(
+                Algorithm::HS256,
+                SECRET,
+                &serde_json::json!({"user": "a", "exp": exp}),
+            );
+            assert_eq!(k.verify(&t, NOW), Err(VerifyError::Invalid), "exp {exp}");
+        }
+        let edge = sign_with(
+            Algorithm::HS256,
+            SECRET,
+            &serde_json::json!({"user": "a", "exp": NOW + ttl + LEEWAY_SECS}),
+        );
+        assert!(k.verify(&edge, NOW).is_ok());
+        // A longer configured lifetime accepts what the shorter one refused.
+        let long = TokenKeys::new(
+            SECRET,
+            TokenSettings {
+                ttl: Duration::from_secs(3600),
+                ..TokenSettings::default()
+            },
+        )
+        .unwrap();
+        let hour = sign_with(
+            Algorithm::HS256,
+            SECRET,
+            &serde_json::json!({"user": "a", "exp": NOW + 3600}),
+        );
+        assert!(long.verify(&hour, NOW).is_ok());
+        assert_eq!(k.verify(&hour, NOW), Err(VerifyError::Invalid));
+    }
+
+    #[test]
+    fn empty_names_and_a_sub_and_user_that_differ_are_invalid_but_either_alone_is_fine() {
+        let k = keys();
+        let exp = NOW + 600;
+        let verify = |claims: serde_json::Value| {
+            k.verify(&sign_with(Algorithm::HS256, SECRET, &claims), NOW)
+        };
+        for bad in [
+            serde_json::json!({"sub": "", "exp": exp}),
+            serde_json::json!({"user": "", "exp": exp}),
+            serde_json::json!({"sub": "", "user": "a", "exp": exp}),
+            serde_json::json!({"sub": "a", "user": "b", "exp": exp}),
+        ] {
+            assert_eq!(verify(bad.clone()), Err(VerifyError::Invalid), "{bad}");
+        }
+        for good in [
+            serde_json::json!({"user": "a", "exp": exp}),
+            serde_json::json!({"sub": "a", "exp": exp}),
+            serde_json::json!({"sub": "a", "user": "a", "exp": exp}),
+            serde_json::json!({"exp": exp}),
+        ] {
+            assert!(verify(good.clone()).is_ok(), "{good}");
+        }
     }
 
     #[test]

@@ -45,6 +45,12 @@ pub fn parse_basic(authorization: &[u8]) -> Option<BasicCredentials> {
     })
 }
 
+/// The query parameter that carries the token, as the tutorial names it.
+pub const TOKEN_PARAM: &str = "token";
+/// RFC 6750 §2.3's name for the same parameter. authd never reads a token from it; strict mode
+/// refuses it like `token`, so that a client leaking tokens into URLs hears about it.
+pub const ACCESS_TOKEN_PARAM: &str = "access_token";
+
 /// What a request presents as its access token.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PresentedToken<'a> {
@@ -52,26 +58,40 @@ pub enum PresentedToken<'a> {
     Missing,
     /// One token, from the query or the Bearer header (or both, the same).
     Token(Cow<'a, str>),
-    /// A Bearer header that is not text, a query token and a Bearer token that differ, or a
-    /// query token sent with an `Authorization` header that is neither Bearer nor Basic:
+    /// A Bearer header that is not text, a query token and a Bearer token that differ, a query
+    /// token sent with an `Authorization` header that is neither Bearer nor Basic, a `token`
+    /// parameter given more than once or an `Authorization` header sent more than once:
     /// "Token is invalid!".
     Conflicting,
 }
 
-/// Finds the access token in the query string (`token=`, the first one, URL-decoded) and the
-/// `Authorization` header (`Bearer <token>`, scheme matched without regard to case).
+/// Finds the access token in the query string (`token=`, URL-decoded) and the `Authorization`
+/// header (`Bearer <token>`, scheme matched without regard to case), given as all the values the
+/// request sent under that name (an `Option` for one or none).
 ///
 /// Well-formed Basic credentials in `Authorization` are not a token and are ignored: browsers
 /// send them again to every path after the login's `WWW-Authenticate: Basic` challenge. Any other
 /// `Authorization` value next to a query token is refused as conflicting: RFC 6750 §2 lets a
 /// client send its token one way only, and a credential we cannot read is not waved through.
+/// So are a repeated `token` parameter and a repeated `Authorization` header, even when the
+/// copies agree: an application behind authd that reads another copy than the one checked would
+/// believe claims nobody verified, so there is no copy to choose.
 pub fn find_token<'a>(
     query: Option<&'a str>,
-    authorization: Option<&'a [u8]>,
+    authorization: impl IntoIterator<Item = &'a [u8]>,
 ) -> PresentedToken<'a> {
-    let from_query = query.and_then(query_token).filter(|t| !t.is_empty());
+    let mut authorization = authorization.into_iter();
+    let header = authorization.next();
+    if authorization.next().is_some() {
+        return PresentedToken::Conflicting;
+    }
+    let from_query = match query.map(query_token) {
+        Some(QueryParam::Repeated) => return PresentedToken::Conflicting,
+        Some(QueryParam::One(t)) if !t.is_empty() => Some(t),
+        _ => None,
+    };
     let mut unreadable_header = false;
-    let from_header = match authorization.map(|v| (v, bearer_token(v))) {
+    let from_header = match header.map(|v| (v, bearer_token(v))) {
         None => None,
         Some((value, Bearer::OtherScheme)) => {
             unreadable_header = parse_basic(value).is_none();
@@ -90,19 +110,67 @@ pub fn find_token<'a>(
     }
 }
 
-/// The first `token` parameter of a query string, URL-decoded like Flask's `request.args`.
-pub fn query_token(query: &str) -> Option<Cow<'_, str>> {
+/// One parameter of a query string, as a form decoder reads it (Flask's `request.args`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum QueryParam<'a> {
+    /// Not there.
+    Absent,
+    /// There once, URL-decoded (possibly empty).
+    One(Cow<'a, str>),
+    /// There more than once (names compared after decoding).
+    Repeated,
+}
+
+/// The `token` parameter of a query string.
+pub fn query_token(query: &str) -> QueryParam<'_> {
+    query_param(query, TOKEN_PARAM)
+}
+
+/// The parameter `name` of a query string: names and values URL-decoded like Flask's
+/// `request.args`, so that `t%6Fken` is `token`.
+pub fn query_param<'a>(query: &'a str, name: &str) -> QueryParam<'a> {
+    let mut found = QueryParam::Absent;
     // Nothing escaped (a JWT is base64url and dots): each pair is what it says, and the value is
-    // lent as it stands rather than decoded into a new string.
-    if !query.bytes().any(|b| b == b'%' || b == b'+') {
-        return query.split('&').find_map(|pair| {
+    // lent as it stands rather than decoded into a new string. The whole query is read either
+    // way, since a repeat anywhere in it counts.
+    if !is_escaped(query) {
+        for pair in query.split('&') {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (key == "token").then_some(Cow::Borrowed(value))
-        });
+            if key == name {
+                if matches!(found, QueryParam::One(_)) {
+                    return QueryParam::Repeated;
+                }
+                found = QueryParam::One(Cow::Borrowed(value));
+            }
+        }
+        return found;
     }
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "token")
-        .map(|(_, v)| v)
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        if key == name {
+            if matches!(found, QueryParam::One(_)) {
+                return QueryParam::Repeated;
+            }
+            found = QueryParam::One(value);
+        }
+    }
+    found
+}
+
+/// Whether a query string names a token parameter at all, `token` or RFC 6750's `access_token`
+/// (empty or not, once or more): what strict mode refuses.
+pub fn query_names_a_token(query: &str) -> bool {
+    let names = [TOKEN_PARAM, ACCESS_TOKEN_PARAM];
+    if !is_escaped(query) {
+        return query
+            .split('&')
+            .any(|pair| names.contains(&pair.split_once('=').map_or(pair, |(k, _)| k)));
+    }
+    form_urlencoded::parse(query.as_bytes()).any(|(key, _)| names.contains(&key.as_ref()))
+}
+
+/// Whether a query holds anything a form decoder would change (`%XX` escapes, `+` for space).
+fn is_escaped(query: &str) -> bool {
+    query.bytes().any(|b| b == b'%' || b == b'+')
 }
 
 enum Bearer<'a> {
@@ -179,15 +247,15 @@ mod tests {
             PresentedToken::Token("abc".into())
         );
         assert_eq!(
-            find_token(None, Some(b"Bearer abc")),
+            find_token(None, Some(&b"Bearer abc"[..])),
             PresentedToken::Token("abc".into())
         );
         assert_eq!(
-            find_token(None, Some(b"bearer   abc ")),
+            find_token(None, Some(&b"bearer   abc "[..])),
             PresentedToken::Token("abc".into())
         );
         assert_eq!(
-            find_token(Some("x=1&token=a%2Bb&token=zzz"), None),
+            find_token(Some("x=1&token=a%2Bb&y=zzz"), None),
             PresentedToken::Token("a+b".into())
         );
         // The name is decoded too, as Flask decodes it.
@@ -205,10 +273,16 @@ mod tests {
             find_token(Some("tokens=abc"), None),
             PresentedToken::Missing
         );
-        assert_eq!(find_token(None, Some(b"Bearer")), PresentedToken::Missing);
-        assert_eq!(find_token(None, Some(b"Bearer ")), PresentedToken::Missing);
         assert_eq!(
-            find_token(None, Some(b"Basic dXNlcjpwYXNzd29yZA==")),
+            find_token(None, Some(&b"Bearer"[..])),
+            PresentedToken::Missing
+        );
+        assert_eq!(
+            find_token(None, Some(&b"Bearer "[..])),
+            PresentedToken::Missing
+        );
+        assert_eq!(
+            find_token(None, Some(&b"Basic dXNlcjpwYXNzd29yZA=="[..])),
             PresentedToken::Missing
         );
     }
@@ -216,15 +290,15 @@ mod tests {
     #[test]
     fn query_and_bearer_that_differ_conflict_and_that_agree_do_not() {
         assert_eq!(
-            find_token(Some("token=a"), Some(b"Bearer b")),
+            find_token(Some("token=a"), Some(&b"Bearer b"[..])),
             PresentedToken::Conflicting
         );
         assert_eq!(
-            find_token(Some("token=a"), Some(b"Bearer a")),
+            find_token(Some("token=a"), Some(&b"Bearer a"[..])),
             PresentedToken::Token("a".into())
         );
         assert_eq!(
-            find_token(None, Some(b"Bearer \xff")),
+            find_token(None, Some(&b"Bearer \xff"[..])),
             PresentedToken::Conflicting
         );
     }
@@ -233,7 +307,7 @@ mod tests {
     fn query_token_with_basic_credentials_counts_but_with_another_authorization_conflicts() {
         // What a browser sends after answering the login's Basic challenge.
         assert_eq!(
-            find_token(Some("token=a"), Some(b"Basic dXNlcjpwYXNzd29yZA==")),
+            find_token(Some("token=a"), Some(&b"Basic dXNlcjpwYXNzd29yZA=="[..])),
             PresentedToken::Token("a".into())
         );
         for other in [
@@ -252,9 +326,77 @@ mod tests {
         }
         // An empty Bearer header next to a query token is no second token.
         assert_eq!(
-            find_token(Some("token=a"), Some(b"Bearer ")),
+            find_token(Some("token=a"), Some(&b"Bearer "[..])),
             PresentedToken::Token("a".into())
         );
+    }
+
+    #[test]
+    fn a_repeated_token_parameter_or_authorization_header_conflicts_even_when_the_copies_agree() {
+        for query in [
+            "token=a&token=b",
+            "token=a&token=a",
+            "token=a&t%6Fken=a",
+            "t%6Fken=a&x=1&token=b",
+            "token=a&token=",
+            "token=a&token",
+            "token=&token=a",
+        ] {
+            assert_eq!(query_token(query), QueryParam::Repeated, "{query}");
+            assert_eq!(
+                find_token(Some(query), None),
+                PresentedToken::Conflicting,
+                "{query}"
+            );
+            // A Bearer header that agrees with one of the copies does not settle it.
+            assert_eq!(
+                find_token(Some(query), Some(&b"Bearer a"[..])),
+                PresentedToken::Conflicting,
+                "{query}"
+            );
+        }
+        for headers in [
+            [&b"Bearer a"[..], b"Bearer b"],
+            [b"Bearer a", b"Bearer a"],
+            [b"Basic dXNlcjpwYXNzd29yZA==", b"Bearer a"],
+        ] {
+            assert_eq!(find_token(None, headers), PresentedToken::Conflicting);
+        }
+        // One of each is the ordinary case.
+        assert_eq!(
+            find_token(Some("token=a"), [&b"Bearer a"[..]]),
+            PresentedToken::Token("a".into())
+        );
+        // `tokens`, `access_token` and `x-token` are other names.
+        assert_eq!(
+            find_token(Some("tokens=b&access_token=c&x-token=d&token=a"), None),
+            PresentedToken::Token("a".into())
+        );
+    }
+
+    #[test]
+    fn query_names_a_token_sees_token_and_access_token_however_spelt() {
+        for query in [
+            "token=a",
+            "token=",
+            "token",
+            "x=1&access_token=a",
+            "access_token=",
+            "acce%73s_token=a",
+            "t%6Fken=a",
+            "token=a&token=b",
+        ] {
+            assert!(query_names_a_token(query), "{query}");
+        }
+        for query in [
+            "",
+            "tokens=a",
+            "x=token",
+            "access_tokens=a",
+            "x=1&y=%74oken",
+        ] {
+            assert!(!query_names_a_token(query), "{query}");
+        }
     }
 
     proptest! {
@@ -275,16 +417,35 @@ mod tests {
 
         #[test]
         fn token_finder_never_panics_on_arbitrary_input(q in "\\PC{0,200}", h in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let _ = find_token(Some(&q), Some(&h));
+            let _ = find_token(Some(&q), Some(&h[..]));
             let mut bearer = b"Bearer ".to_vec();
             bearer.extend_from_slice(&h);
-            let _ = find_token(Some(&q), Some(&bearer));
+            let _ = find_token(Some(&q), Some(&bearer[..]));
         }
 
         #[test]
-        fn query_token_reads_the_query_as_a_form_decoder_does(q in "(token|tok|t%6Fken|x|=|&|\\+|%2B|%|[a-z.]){0,12}") {
-            let reference = form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "token").map(|(_, v)| v);
+        fn query_token_reads_the_query_as_a_form_decoder_does(q in "(token|tok|t%6Fken|access_token|x|=|&|\\+|%2B|%|[a-z.]){0,12}") {
+            // The reference: every `token` a form decoder finds; one is the token, more is a repeat.
+            let mut copies = form_urlencoded::parse(q.as_bytes()).filter(|(k, _)| k == "token").map(|(_, v)| v);
+            let reference = match (copies.next(), copies.next()) {
+                (None, _) => QueryParam::Absent,
+                (Some(v), None) => QueryParam::One(v),
+                (Some(_), Some(_)) => QueryParam::Repeated,
+            };
             prop_assert_eq!(query_token(&q), reference);
+            let names = form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "token" || k == "access_token");
+            prop_assert_eq!(query_names_a_token(&q), names);
+        }
+
+        #[test]
+        fn a_query_with_the_token_twice_is_conflicting_wherever_the_copies_are(
+            before in "(x=1&|tok=2&|)", between in "(&y=3|&tokens=4|)", after in "(&z|)",
+            a in "[A-Za-z0-9._-]{0,20}", b in "[A-Za-z0-9._-]{0,20}", escaped in any::<bool>(),
+        ) {
+            let second = if escaped { "t%6Fken" } else { "token" };
+            let q = format!("{before}token={a}{between}&{second}={b}{after}");
+            prop_assert_eq!(query_token(&q), QueryParam::Repeated);
+            prop_assert_eq!(find_token(Some(&q), None), PresentedToken::Conflicting);
         }
 
         #[test]

@@ -19,7 +19,7 @@ use tower::{Layer, Service};
 use super::error::ApiError;
 use crate::metrics::{Metrics, TokenOutcome};
 use crate::tokens::{self, Claims, TokenKeys, VerifyError};
-use crate::transport::{PresentedToken, find_token, query_token};
+use crate::transport::{PresentedToken, find_token, query_names_a_token};
 
 /// How tokens are checked, besides the keys: the strictness and where outcomes are counted.
 /// [`Authenticated`] finds it in the request's extensions (add it with `axum::Extension`);
@@ -48,11 +48,13 @@ impl AuthPolicy {
 pub enum Refusal {
     /// No token, or an empty one.
     Missing,
-    /// A token that does not verify, or query and Bearer tokens that differ.
+    /// A token that does not verify, query and Bearer tokens that differ, a token given twice,
+    /// or (on `/verify`) original URIs that disagree.
     Invalid,
     /// A correctly signed token past its expiry.
     Expired,
-    /// Strict mode: a token in the query string, or a Bearer header that is not text.
+    /// Strict mode: a token in the query string (`token` or `access_token`), a Bearer header
+    /// that is not text or is sent twice, or (on `/verify`) original URIs that disagree.
     BadRequest,
 }
 
@@ -79,18 +81,19 @@ impl Refusal {
 }
 
 /// Finds and verifies the token of a request whose query string is `query` (the one that may
-/// carry `token=`) and whose `Authorization` header is `authorization`. Counts nothing: the
-/// caller decides what the outcome is.
-pub fn check_token(
+/// carry `token=`) and whose `Authorization` header values are `authorization` (every value the
+/// request sent, as `HeaderMap::get_all` gives them, or an `Option` for one or none: a repeated
+/// header is refused). Counts nothing: the caller decides what the outcome is.
+pub fn check_token<'a>(
     keys: &TokenKeys,
     strict: bool,
-    query: Option<&str>,
-    authorization: Option<&[u8]>,
+    query: Option<&'a str>,
+    authorization: impl IntoIterator<Item = &'a [u8]>,
 ) -> Result<Claims, Refusal> {
     // RFC 9700 §4.3.2: tokens in URLs leak into logs and histories; strict mode refuses them
-    // (an empty `token=` included), rather than ignoring them.
+    // (an empty `token=` included, and RFC 6750's own `access_token=`), rather than ignoring them.
     let query = if strict {
-        if query.and_then(query_token).is_some() {
+        if query.is_some_and(query_names_a_token) {
             return Err(Refusal::BadRequest);
         }
         None
@@ -99,6 +102,8 @@ pub fn check_token(
     };
     match find_token(query, authorization) {
         PresentedToken::Missing => Err(Refusal::Missing),
+        // RFC 6750 §3.1: a request that repeats a parameter or uses more than one method is an
+        // `invalid_request`.
         PresentedToken::Conflicting if strict => Err(Refusal::BadRequest),
         PresentedToken::Conflicting => Err(Refusal::Invalid),
         PresentedToken::Token(token) => keys.verify(&token, tokens::now()).map_err(|e| match e {
@@ -106,6 +111,14 @@ pub fn check_token(
             VerifyError::Invalid => Refusal::Invalid,
         }),
     }
+}
+
+/// Every `Authorization` value of a request, for [`check_token`].
+pub(crate) fn authorization_values(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
+    headers
+        .get_all(header::AUTHORIZATION)
+        .into_iter()
+        .map(|v| v.as_bytes())
 }
 
 /// Checks the access token of a request with this URI and these headers: from `?token=` or
@@ -118,8 +131,8 @@ pub fn verify_request(
     uri: &Uri,
     headers: &HeaderMap,
 ) -> Result<Claims, ApiError> {
-    let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
-    check_token(keys, false, uri.query(), authorization).map_err(|r| r.to_api_error(false))
+    check_token(keys, false, uri.query(), authorization_values(headers))
+        .map_err(|r| r.to_api_error(false))
 }
 
 /// The verified claims of the request's access token, from `?token=` or `Authorization: Bearer`.
@@ -158,11 +171,12 @@ pub(crate) fn authenticate(
     metrics: Option<&Metrics>,
     parts: &Parts,
 ) -> Result<Claims, ApiError> {
-    let authorization = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .map(|v| v.as_bytes());
-    let result = check_token(keys, strict, parts.uri.query(), authorization);
+    let result = check_token(
+        keys,
+        strict,
+        parts.uri.query(),
+        authorization_values(&parts.headers),
+    );
     if let Some(m) = metrics {
         m.token_check(
             result

@@ -41,7 +41,7 @@ pub use verify::{X_AUTH_EXPIRES, X_AUTH_USER, X_FORWARDED_URI, X_ORIGINAL_URI};
 
 use crate::config::Limits;
 use crate::metrics::Metrics;
-use crate::proxies::TrustedProxies;
+use crate::proxies::{ForwardedUriHeader, TrustedProxies};
 use crate::sessions::Sessions;
 use crate::throttle::Throttle;
 use crate::tokens::TokenKeys;
@@ -98,6 +98,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// RFC 6750 strict mode for the token check.
     pub strict: bool,
+    /// Which header `/verify` reads the original request target from.
+    pub forwarded_uri: ForwardedUriHeader,
 }
 
 impl AppState {

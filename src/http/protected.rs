@@ -27,8 +27,9 @@ use super::json::{MessageResponse, json, static_json};
             body = MessageResponse, example = json!({"message": "This is a protected route."})),
         (status = 403, description = "No token (`Token is missing!`), or one that is not valid: \
             bad signature, another algorithm than HS256, expired, no `exp`, not yet valid, \
-            wrong issuer or audience, or a query token and a Bearer token that differ \
-            (`Token is invalid!`).",
+            further ahead than the token lifetime, an empty subject or `sub` and `user` that \
+            differ, wrong issuer or audience, a query token and a Bearer token that differ, or \
+            a `token` parameter or `Authorization` header given twice (`Token is invalid!`).",
             body = MessageResponse, example = json!({"message": "Token is invalid!"})),
     ),
 )]

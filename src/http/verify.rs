@@ -9,10 +9,11 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
 
 use super::AppState;
-use super::auth::{Refusal, check_token};
+use super::auth::{Refusal, authorization_values, check_token};
 use super::edge::KeepBody;
 use super::error::{BEARER_CHALLENGE, BEARER_INVALID_REQUEST, BEARER_INVALID_TOKEN};
 use crate::metrics::TokenOutcome;
+use crate::proxies::ForwardedUriHeader;
 
 /// The user the token was issued to (`sub`, else the tutorial's `user` claim).
 pub const X_AUTH_USER: HeaderName = HeaderName::from_static("x-auth-user");
@@ -25,7 +26,8 @@ pub const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri
 
 /// Checks the token of the request a proxy is about to let through: the `Authorization: Bearer`
 /// header (proxies pass the client's headers on), or the `token` parameter of the original
-/// request's query (from `X-Original-URI`, else `X-Forwarded-Uri`, else this request's own query).
+/// request's query (from `X-Original-URI` or `X-Forwarded-Uri`, which must agree when both are
+/// there, or only the one `AUTHD_FORWARDED_URI_HEADER` names; else this request's own query).
 #[utoipa::path(
     method(get, post, put, delete, patch, options),
     path = "/verify",
@@ -33,8 +35,9 @@ pub const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri
     summary = "Forward authentication for nginx auth_request, Traefik forwardAuth, Caddy forward_auth",
     description = "Answers any method, since proxies pass the original one on. The token comes \
         from `Authorization: Bearer`, or from the `token` parameter of the original request's \
-        query (`X-Original-URI`, else `X-Forwarded-Uri`, else this request's own query). \
-        Answers have no body, so that a proxy has nothing to leak.",
+        query (`X-Original-URI` or `X-Forwarded-Uri`, else this request's own query). Both \
+        headers present and different, a header or a `token` parameter repeated, or two \
+        `Authorization` headers: 401. Answers have no body, so that a proxy has nothing to leak.",
     params(
         ("X-Original-URI" = Option<String>, Header, description = "The original request target (nginx `$request_uri`)"),
         ("X-Forwarded-Uri" = Option<String>, Header, description = "The original request target (Traefik, Caddy)"),
@@ -51,28 +54,30 @@ pub const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri
     ),
 )]
 pub async fn verify(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
-    let original = headers
-        .get(&X_ORIGINAL_URI)
-        .or_else(|| headers.get(&X_FORWARDED_URI));
-    let query = match original {
-        Some(target) => target
-            .to_str()
-            .ok()
-            .and_then(|t| t.split_once('?'))
-            .map(|(_, q)| q),
-        None => uri.query(),
-    };
-    let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
     let policy = state.auth_policy();
-    let result = check_token(&state.tokens, policy.strict, query, authorization).and_then(|c| {
-        // The proxy needs someone to name: a valid token without a subject, or with one that
-        // cannot be a header value, is refused here (it still opens /protected).
-        let user = c
-            .subject()
-            .and_then(|s| HeaderValue::from_bytes(s.as_bytes()).ok())
-            .ok_or(Refusal::Invalid)?;
-        Ok((user, c.exp))
-    });
+    let result = original_query(&headers, uri.query(), state.forwarded_uri)
+        .ok_or(if policy.strict {
+            Refusal::BadRequest
+        } else {
+            Refusal::Invalid
+        })
+        .and_then(|query| {
+            check_token(
+                &state.tokens,
+                policy.strict,
+                query,
+                authorization_values(&headers),
+            )
+        })
+        .and_then(|c| {
+            // The proxy needs someone to name: a valid token without a subject, or with one that
+            // cannot be a header value, is refused here (it still opens /protected).
+            let user = c
+                .subject()
+                .and_then(|s| HeaderValue::from_bytes(s.as_bytes()).ok())
+                .ok_or(Refusal::Invalid)?;
+            Ok((user, c.exp))
+        });
     policy.count(
         result
             .as_ref()
@@ -105,4 +110,42 @@ pub async fn verify(State(state): State<AppState>, headers: HeaderMap, uri: Uri)
             res
         }
     }
+}
+
+/// The query of the original request, which may carry `token=`: from the original-URI header(s)
+/// `believed` names, else `own` (this request's query, for a proxy that rewrites the target).
+/// `None` when they cannot be trusted to say one thing: two values that differ (both headers,
+/// or one sent twice; a client can add the header its proxy does not set, and the application
+/// behind the proxy would see another query than the one checked), or a target that is not UTF-8.
+fn original_query<'a>(
+    headers: &'a HeaderMap,
+    own: Option<&'a str>,
+    believed: ForwardedUriHeader,
+) -> Option<Option<&'a str>> {
+    let mut target: Option<&HeaderValue> = None;
+    for (name, read) in [
+        (
+            &X_ORIGINAL_URI,
+            believed != ForwardedUriHeader::XForwardedUri,
+        ),
+        (
+            &X_FORWARDED_URI,
+            believed != ForwardedUriHeader::XOriginalUri,
+        ),
+    ] {
+        if !read {
+            continue;
+        }
+        for value in headers.get_all(name) {
+            match target {
+                Some(seen) if seen != value => return None,
+                _ => target = Some(value),
+            }
+        }
+    }
+    let Some(target) = target else {
+        return Some(own);
+    };
+    let target = std::str::from_utf8(target.as_bytes()).ok()?;
+    Some(target.split_once('?').map(|(_, q)| q))
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use authd::config::{Limits, UsersSource};
-use authd::proxies::TrustedProxies;
+use authd::proxies::{ForwardedUriHeader, TrustedProxies};
 use authd::sessions::SessionSettings;
 use authd::store::StoreOptions;
 use authd::throttle::ThrottleSettings;
@@ -155,6 +155,7 @@ pub fn test_config(dir: &Path) -> Config {
         tls: None,
         strict: false,
         metrics_listen: None,
+        forwarded_uri_header: ForwardedUriHeader::default(),
     }
 }
 

@@ -69,7 +69,8 @@ async fn token_not_valid_before_a_future_nbf_is_rejected() {
     let t = mint(
         Algorithm::HS256,
         SECRET,
-        &json!({"user": "user", "exp": now() + 3600, "nbf": now() + 1800}),
+        // Within the default 30-minute lifetime, so that `nbf` alone is what refuses it.
+        &json!({"user": "user", "exp": now() + 1500, "nbf": now() + 900}),
     );
     assert_invalid(&t).await;
 }
