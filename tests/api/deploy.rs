@@ -326,3 +326,117 @@ async fn caddy_from_the_guide_checks_tokens_over_https_and_survives_a_certificat
         assert_guarded(&client, &page, &token, &|| caddy.log()).await;
     }
 }
+
+#[tokio::test]
+#[ignore = "needs nginx"]
+async fn nginx_front_door_from_the_guide_bans_the_client_not_the_proxy_and_logs_no_token() {
+    use crate::proxy_servers::{Proxy, doc_block, free_port, substitute};
+    let ca = TestCa::new();
+    let authd =
+        crate::helpers::Binary::start(&["--demo"], &[("AUTHD_TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_owned();
+    let (_, front_cert, front_key) = ca.leaf(&["app.example.com"]);
+    std::fs::write(d.join("front.pem"), front_cert).unwrap();
+    std::fs::write(d.join("front.key"), front_key).unwrap();
+    let (front, app) = (free_port(), free_port());
+    let access_log = d.join("app.access.log");
+    let block = substitute(
+        &doc_block("docs/deploy.md", "nginx-front-door"),
+        &[
+            (
+                "server 127.0.0.1:5000;",
+                &format!("server {};", authd.addr()),
+            ),
+            ("listen 443 ssl;", &format!("listen 127.0.0.1:{front} ssl;")),
+            (
+                "/etc/ssl/app.example.com.pem",
+                &format!("{}/front.pem", d.display()),
+            ),
+            (
+                "/etc/ssl/app.example.com.key",
+                &format!("{}/front.key", d.display()),
+            ),
+            (
+                "/var/log/nginx/app.access.log",
+                &access_log.display().to_string(),
+            ),
+            ("http://127.0.0.1:8080", &format!("http://127.0.0.1:{app}")),
+        ],
+    );
+    let http = format!(
+        "{block}\nserver {{\n    listen 127.0.0.1:{app};\n    default_type text/plain;\n    location / {{ return 200 \"app page for [$http_x_auth_user]\\n\"; }}\n}}\n"
+    );
+    let nginx = Proxy::nginx(dir, &http, &[front, app]).await;
+    // Clients at two addresses of the loopback range, both reaching nginx only.
+    let client_at = |ip: [u8; 4]| {
+        reqwest::Client::builder()
+            .tls_backend_preconfigured(ca.client_config())
+            .resolve("app.example.com", ([127, 0, 0, 1], front).into())
+            .local_address(std::net::IpAddr::from(ip))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    };
+    let (attacker, neighbour) = (client_at([127, 0, 0, 2]), client_at([127, 0, 0, 3]));
+    let url = |path: &str| format!("https://app.example.com:{front}{path}");
+
+    // Wrong passwords for ever new names, each with a forged X-Forwarded-For, until the
+    // attacker's address is banned (the default limit is 20 failures an address).
+    let mut banned = false;
+    for i in 0..30 {
+        let res = attacker
+            .post(url("/login"))
+            .basic_auth(format!("guess{i}"), Some("wrong"))
+            .header("x-forwarded-for", "198.51.100.77")
+            .send()
+            .await
+            .unwrap();
+        match res.status().as_u16() {
+            401 => {}
+            429 => {
+                banned = true;
+                break;
+            }
+            other => panic!("login through nginx answered {other}: {}", nginx.log()),
+        }
+    }
+    assert!(banned, "the attacker's address was never banned");
+    let res = attacker
+        .post(url("/login"))
+        .basic_auth(crate::helpers::USER, Some(crate::helpers::PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429, "the ban is on the attacker's address");
+
+    // The neighbour behind the same proxy is not banned with it.
+    let res = neighbour
+        .post(url("/login"))
+        .basic_auth(crate::helpers::USER, Some(crate::helpers::PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", nginx.log());
+    let token = res.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The tutorial's ?token= through nginx: the app answers, and no log holds the token.
+    let res = neighbour
+        .get(url("/app/"))
+        .query(&[("token", &token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", nginx.log());
+    assert_eq!(res.text().await.unwrap(), "app page for [user]\n");
+    let logged = std::fs::read_to_string(&access_log).unwrap();
+    assert!(logged.contains("GET /app/ HTTP/1.1"), "{logged}");
+    assert!(!logged.contains(&token), "the access log holds the token");
+    assert!(
+        !nginx.log().contains(&token),
+        "the error log holds the token"
+    );
+}
