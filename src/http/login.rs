@@ -15,9 +15,13 @@ use super::json::{MessageResponse, json};
 use crate::metrics::LoginOutcome;
 use crate::sessions::SessionError;
 use crate::store::StoreError;
-use crate::throttle::ThrottleError;
+use crate::throttle::{ThrottleError, address_key};
 use crate::tokens;
 use crate::transport::parse_basic;
+
+/// The longest a login waits for a place in the hashing pool before it is answered 503; well
+/// within the request timeout, with the throttle's own wait.
+const HASH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A successful login or refresh.
 #[derive(Debug, Serialize, ToSchema)]
@@ -78,9 +82,14 @@ pub async fn login(
     };
     let username = creds.username;
     let password = creds.password;
-    // A place for the hash first: when hashing is saturated the answer is 503 at once, before the
+    // A place for the hash first: when hashing is saturated the answer is 503 (after a short
+    // wait in a line that serves the addresses holding the fewest places first), before the
     // attempt is written to the database (so a flood costs the store nothing).
-    let Ok(slot) = state.hashing.reserve() else {
+    let Ok(slot) = state
+        .hashing
+        .reserve_for(&address_key(client), HASH_WAIT)
+        .await
+    else {
         state.metrics.login(LoginOutcome::Busy);
         return Err(ApiError::Busy);
     };
