@@ -325,6 +325,50 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_name_always_gets_the_same_decoy_and_names_spread_over_entries() {
+        let text = format!(
+            "a:{}\nb:{}\n",
+            bcrypt_line("x", "1").split_once(':').unwrap().1,
+            hash_password(b"2").unwrap()
+        );
+        let mut users = Users::parse(&text, "f").unwrap();
+        users.decoy_key = DerivedKey::derive(b"some secret", DECOY_KEY_LABEL);
+        let kinds: Vec<bool> = (0..16)
+            .map(|i| {
+                let name = format!("stranger{i}");
+                let first = users.decoy(&name).unwrap();
+                assert_eq!(first, users.decoy(&name).unwrap(), "{name}");
+                first.is_bcrypt()
+            })
+            .collect();
+        assert!(kinds.contains(&true) && kinds.contains(&false), "{kinds:?}");
+    }
+
+    #[test]
+    fn a_login_against_an_outdated_entry_rehashes_it_in_memory() {
+        let users = Users::parse(&bcrypt_line("bob", "builder"), "f").unwrap();
+        assert!(users.check("bob", b"builder"));
+        let now = users.read().get("bob").cloned().unwrap();
+        assert!(!now.is_bcrypt() && !now.is_outdated(), "{}", now.cost());
+        assert!(users.check("bob", b"builder"));
+        assert!(!users.check("bob", b"other"));
+    }
+
+    #[test]
+    fn entries_with_costs_out_of_range_are_refused_naming_the_line() {
+        let good = bcrypt_line("bob", "x");
+        let dear = good.replacen("$04$", "$15$", 1).replacen("bob", "eve", 1);
+        match Users::parse(&format!("{good}\n{dear}\n"), "f") {
+            Err(UsersError::Malformed {
+                line: 2, reason, ..
+            }) => {
+                assert!(reason.contains("cost 15"), "{reason}");
+            }
+            other => panic!("expected a refusal at line 2, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn file_without_users_is_refused() {
         assert!(matches!(
             Users::parse("# nobody\n\n", "f"),

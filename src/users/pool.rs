@@ -478,6 +478,54 @@ mod tests {
         assert_eq!(pool.run(holds_thread_memory).await, Ok(false));
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_freed_place_goes_to_the_waiting_client_holding_the_fewest() {
+        // Two places, both the flood's.
+        let pool = Arc::new(HashPool::new(1, 1).unwrap());
+        let held = pool.reserve_for(&"flood", Duration::ZERO).await.unwrap();
+        let kept = pool.reserve_for(&"flood", Duration::ZERO).await.unwrap();
+        // The flood waits first, then a newcomer.
+        let p = Arc::clone(&pool);
+        let flood = tokio::spawn(async move {
+            p.reserve_for(&"flood", Duration::from_secs(5))
+                .await
+                .map(drop)
+        });
+        while lock(&pool.admission).waiters.len() < 1 {
+            tokio::task::yield_now().await;
+        }
+        let p = Arc::clone(&pool);
+        let newcomer = tokio::spawn(async move {
+            let slot = p.reserve_for(&"newcomer", Duration::from_secs(5)).await;
+            (slot.is_ok(), lock(&p.admission).waiters.len())
+        });
+        while lock(&pool.admission).waiters.len() < 2 {
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        // The flood holds a place and waits for another; the newcomer only waits: the newcomer
+        // gets the freed place while the flood still waits (though it asked first).
+        assert_eq!(newcomer.await.unwrap(), (true, 1));
+        assert_eq!(flood.await.unwrap(), Ok(()));
+        drop(kept);
+        assert_eq!(lock(&pool.admission).reserved, 0);
+        assert!(lock(&pool.admission).held.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_wait_that_runs_out_is_busy_and_leaves_the_line() {
+        let pool = HashPool::new(1, 0).unwrap();
+        let held = pool.reserve().unwrap();
+        assert!(matches!(
+            pool.reserve_for(&"a", Duration::from_millis(20)).await,
+            Err(Busy)
+        ));
+        assert!(lock(&pool.admission).waiters.is_empty());
+        drop(held);
+        assert_eq!(lock(&pool.admission).reserved, 0);
+        assert!(pool.reserve_for(&"a", Duration::ZERO).await.is_ok());
+    }
+
     #[tokio::test]
     async fn a_panicking_job_does_not_kill_its_thread() {
         let pool = HashPool::new(1, 4).unwrap();
