@@ -81,6 +81,10 @@ pub enum ThrottleError {
         /// Seconds until the ban ends (at least 1).
         retry_after: u64,
     },
+    /// Earlier attempts on the same user or address were still undecided after [`WAIT_LIMIT`]:
+    /// try again shortly (nothing was counted).
+    #[error("earlier attempts are still being checked")]
+    Busy,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -157,7 +161,11 @@ impl Throttle {
                 Ok(())
             })
             .await?;
-        self.gates.set_known(&attempt.user.bucket, |_| 0);
+        // The other attempts in flight may have been counted after the reset (their upserts
+        // raced with it): assume they were, so that the gate never lets the store count past
+        // the limit on its own account.
+        self.gates
+            .set_known(&attempt.user.bucket, |_| 0, |in_flight| in_flight - 1);
         self.take_back(&attempt.address).await
     }
 
@@ -183,12 +191,12 @@ impl Throttle {
             })
             .await?;
         self.gates
-            .set_known(&ticket.bucket, |known| (known - 1).max(0));
+            .set_known(&ticket.bucket, |known| (known - 1).max(0), |_| 0);
         Ok(())
     }
 
-    /// Waits at `bucket`'s gate until the attempts in flight leave room in its budget (or until
-    /// `deadline`), then counts the attempt in the store.
+    /// Waits at `bucket`'s gate until the attempts in flight leave room in its budget, then
+    /// counts the attempt in the store; [`ThrottleError::Busy`] when `deadline` comes first.
     async fn admit(
         &self,
         bucket: String,
@@ -196,12 +204,16 @@ impl Throttle {
         now: i64,
         deadline: Instant,
     ) -> Result<Ticket, ThrottleError> {
-        let ticket = self.gates.enter(bucket, i64::from(max), deadline).await;
+        let ticket = self
+            .gates
+            .enter(bucket, i64::from(max), deadline)
+            .await
+            .ok_or(ThrottleError::Busy)?;
         let counted = self.count(&ticket.bucket, max, now).await;
         if let Ok(failures) | Err(CountError::Limited(_, failures)) = &counted {
             let failures = *failures;
             self.gates
-                .set_known(&ticket.bucket, |known| known.max(failures));
+                .set_known(&ticket.bucket, |known| known.max(failures), |_| 0);
         }
         match counted {
             Ok(_) => Ok(ticket),
@@ -318,17 +330,25 @@ impl Gates {
 
     /// Admits an attempt on `bucket` at once when nothing is in flight on it, or when the count
     /// with the attempts in flight leaves room under `max`; otherwise waits for a change, until
-    /// `deadline`, after which it is admitted anyway (the store decides).
-    async fn enter(self: &Arc<Self>, bucket: String, max: i64, deadline: Instant) -> Ticket {
+    /// `deadline` (then `None`: a busy answer is better than a ban no guess earned).
+    async fn enter(
+        self: &Arc<Self>,
+        bucket: String,
+        max: i64,
+        deadline: Instant,
+    ) -> Option<Ticket> {
         loop {
             let changed = {
                 let mut gates = self.lock();
                 let gate = gates.entry(bucket.clone()).or_default();
                 let room = gate.in_flight == 0 || gate.known.is_some_and(|k| k < max);
-                if room || Instant::now() >= deadline {
+                if room {
                     gate.in_flight += 1;
                     gate.known = gate.known.map(|k| k + 1);
                     break;
+                }
+                if Instant::now() >= deadline {
+                    return None;
                 }
                 let mut changed = Box::pin(Arc::clone(&gate.changed).notified_owned());
                 // Registered before the lock is let go: no wake-up between here and the wait
@@ -338,18 +358,24 @@ impl Gates {
             };
             let _ = tokio::time::timeout_at(deadline, changed).await;
         }
-        Ticket {
+        Some(Ticket {
             gates: Arc::clone(self),
             bucket,
-        }
+        })
     }
 
-    /// Changes the known count of `bucket` (when it has attempts in flight) and wakes its
-    /// waiters.
-    fn set_known(&self, bucket: &str, change: impl FnOnce(i64) -> i64) {
+    /// Changes the known count of `bucket` (when it has attempts in flight) to the greater of
+    /// `change(known)` and `floor(in_flight)`, and wakes its waiters.
+    fn set_known(
+        &self,
+        bucket: &str,
+        change: impl FnOnce(i64) -> i64,
+        floor: impl FnOnce(i64) -> i64,
+    ) {
         let mut gates = self.lock();
         if let Some(gate) = gates.get_mut(bucket) {
-            gate.known = Some(change(gate.known.unwrap_or(0)));
+            let changed = change(gate.known.unwrap_or(0));
+            gate.known = Some(changed.max(floor(i64::from(gate.in_flight))));
             gate.changed.notify_waiters();
         }
     }

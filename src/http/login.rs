@@ -100,6 +100,10 @@ pub async fn login(
             tracing::info!(target: "authd::login", outcome = "throttled", "login refused");
             return Err(ApiError::TooManyAttempts { retry_after });
         }
+        Err(ThrottleError::Busy) => {
+            state.metrics.login(LoginOutcome::Busy);
+            return Err(ApiError::Busy);
+        }
         Err(ThrottleError::Store(e)) => return Err(store_unavailable(&e)),
     };
     let users = state.users.clone();

@@ -491,7 +491,7 @@ mod tests {
                 .await
                 .map(drop)
         });
-        while lock(&pool.admission).waiters.len() < 1 {
+        while lock(&pool.admission).waiters.is_empty() {
             tokio::task::yield_now().await;
         }
         let p = Arc::clone(&pool);

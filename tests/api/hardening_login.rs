@@ -201,17 +201,17 @@ async fn logins_do_not_starve_under_a_many_address_flood() {
 
 // Point 4.
 
-/// Median time of three wrong logins as `name`.
-async fn median_login_time(app: &Target, name: &str) -> Duration {
-    let mut times = Vec::new();
+/// The shortest time of three wrong logins as `name`: load on the machine only ever adds time,
+/// so the shortest is the closest to the cost of the hash.
+async fn login_time(app: &Target, name: &str) -> Duration {
+    let mut fastest = Duration::MAX;
     for _ in 0..3 {
         let started = Instant::now();
         let status = login_as(app, name, "not-the-password", "127.0.0.1").await;
-        times.push(started.elapsed());
+        fastest = fastest.min(started.elapsed());
         assert_eq!(status, 401, "{name}");
     }
-    times.sort();
-    times[1]
+    fastest
 }
 
 #[tokio::test]
@@ -234,16 +234,17 @@ async fn an_unknown_name_costs_what_one_real_entry_costs_chosen_by_the_name() {
     )
     .await;
     let t = target(&app);
-    let cheap = median_login_time(&t, "dave").await;
-    let dear = median_login_time(&t, "bob").await;
+    let cheap = login_time(&t, "dave").await;
+    let dear = login_time(&t, "bob").await;
     assert!(dear > cheap * 8, "cheap {cheap:?}, dear {dear:?}");
-    let threshold = (cheap + dear) / 2;
+    // Half-way on a log scale.
+    let threshold = Duration::from_secs_f64((cheap.as_secs_f64() * dear.as_secs_f64()).sqrt());
     let mut classes = Vec::new();
     for i in 0..8 {
         let name = format!("stranger{i}");
-        let first = median_login_time(&t, &name).await > threshold;
+        let first = login_time(&t, &name).await > threshold;
         // The same name always pays the same entry's cost.
-        let again = median_login_time(&t, &name).await > threshold;
+        let again = login_time(&t, &name).await > threshold;
         assert_eq!(first, again, "{name} changed its cost");
         classes.push(first);
     }
