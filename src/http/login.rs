@@ -62,7 +62,7 @@ pub struct LoginResponse {
             body = MessageResponse,
             headers(("Retry-After" = String, description = "Seconds until the ban ends")),
             example = json!({"message": "Too many attempts"})),
-        (status = 503, description = "Password hashing is saturated, or the database does not answer; try again.",
+        (status = 503, description = "Password hashing is saturated (after up to 2 s in line), earlier attempts for the same user or address are still undecided after 3 s, or the database does not answer; try again.",
             body = MessageResponse,
             headers(("Retry-After" = String, description = "Seconds to wait")),
             example = json!({"message": "Server busy"})),

@@ -25,6 +25,9 @@ pub(super) fn replace_entry(
     old: &str,
     new: &str,
 ) -> std::io::Result<bool> {
+    // A link is followed: the file it points to is replaced in its own folder, and the link
+    // stays a link.
+    let file = &std::fs::canonicalize(file)?;
     let text = std::fs::read_to_string(file)?;
     let mut out = String::with_capacity(text.len() + new.len());
     let mut replaced = false;
@@ -114,5 +117,22 @@ mod tests {
         // Changed since: not touched.
         assert!(!replace_entry(&file, "alice", "OLD", "NEWER").unwrap());
         assert!(!temp_path(&file).exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_linked_file_is_rewritten_where_it_is_and_the_link_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::fs::write(real.join("users"), "bob:OLD\n").unwrap();
+        let link = dir.path().join("users");
+        std::os::unix::fs::symlink(real.join("users"), &link).unwrap();
+        assert!(replace_entry(&link, "bob", "OLD", "NEW").unwrap());
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+        assert_eq!(
+            std::fs::read_to_string(real.join("users")).unwrap(),
+            "bob:NEW\n"
+        );
     }
 }
