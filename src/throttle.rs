@@ -408,12 +408,25 @@ impl Drop for Ticket {
 
 /// IPv4 addresses count one by one; IPv6 ones by their /64, since one host commonly holds a whole
 /// /64 and could otherwise spread its guesses over 2^64 addresses.
-pub(crate) fn address_key(address: IpAddr) -> String {
+fn address_key(address: IpAddr) -> String {
     match address.to_canonical() {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => {
             let s = v6.segments();
             format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
+/// The client a login is counted as when hashing places are shared out: IPv4 addresses one by
+/// one, IPv6 by their /56 (what providers commonly give one customer), so that a host with a
+/// whole /48 to draw from (65,536 /64s) weighs 256 clients in the line, not 65,536.
+pub(crate) fn site_key(address: IpAddr) -> String {
+    match address.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/56", s[0], s[1], s[2], s[3] & 0xff00)
         }
     }
 }
@@ -448,6 +461,17 @@ mod tests {
         assert_ne!(address_key(a), address_key(c));
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
         assert_eq!(address_key(mapped), "192.0.2.7");
+    }
+
+    #[test]
+    fn hashing_places_are_shared_per_ipv6_56() {
+        let a: IpAddr = "2001:db8:1:2ff::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:200::2".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:300::1".parse().unwrap();
+        assert_eq!(site_key(a), site_key(b));
+        assert_ne!(site_key(a), site_key(c));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(site_key(mapped), "192.0.2.7");
     }
 
     #[tokio::test]

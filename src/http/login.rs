@@ -15,7 +15,7 @@ use super::json::{MessageResponse, json};
 use crate::metrics::LoginOutcome;
 use crate::sessions::SessionError;
 use crate::store::StoreError;
-use crate::throttle::{ThrottleError, address_key};
+use crate::throttle::{ThrottleError, site_key};
 use crate::tokens;
 use crate::transport::parse_basic;
 
@@ -87,7 +87,7 @@ pub async fn login(
     // attempt is written to the database (so a flood costs the store nothing).
     let Ok(slot) = state
         .hashing
-        .reserve_for(&address_key(client), HASH_WAIT)
+        .reserve_for(&site_key(client), HASH_WAIT)
         .await
     else {
         state.metrics.login(LoginOutcome::Busy);
