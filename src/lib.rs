@@ -85,6 +85,7 @@
 pub mod admin;
 pub mod config;
 pub mod http;
+mod keys;
 pub mod metrics;
 pub mod proxies;
 pub mod server;
@@ -198,7 +199,7 @@ impl Application {
     /// Loads the users, builds the keys and the router, and binds the listen address.
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let users = match &config.users {
-            UsersSource::File(path) => Users::load(path)?,
+            UsersSource::File(path) => Users::load(path, config.secret_bytes())?,
             UsersSource::Demo => Users::demo().map_err(|e| StartError::DemoHash(e.to_string()))?,
         };
         let keys = TokenKeys::with_previous(
@@ -214,7 +215,7 @@ impl Application {
         let store = Store::open(config.database_url.expose_secret(), &config.store).await?;
         tracing::info!(backend = ?store.backend(), "database ready");
         let sessions = Sessions::new(store.clone(), config.sessions.clone());
-        let throttle = Throttle::new(store, config.throttle.clone());
+        let throttle = Throttle::new(store, config.throttle.clone(), config.secret_bytes());
         let state = AppState::new(http::Shared {
             tokens: Arc::new(keys),
             users: Arc::new(users),

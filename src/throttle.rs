@@ -4,14 +4,35 @@
 //! Plain Rust over the [`Store`]; every function takes `now` (seconds since the Unix epoch).
 //!
 //! An attempt is counted as a failure when it starts and forgiven when it succeeds, so that N
-//! concurrent guesses cannot all slip in before the first failure is recorded.
+//! concurrent guesses cannot all slip in before the first failure is recorded. In front of the
+//! store count, each instance keeps a gate per bucket: once the attempts in flight would spend
+//! the rest of a bucket's budget, further ones wait (up to [`WAIT_LIMIT`]) for their verdicts
+//! instead of being counted at once, so that concurrent *correct* logins are not mistaken for
+//! guesses. The store count stays the authority: instances sharing a database never let more
+//! guesses through than it allows, at worst they refuse more.
+//!
+//! Counter keys are HMAC-SHA256 under a key derived from the signing secret: a copy of the
+//! database names no user and no address (plain digests of IPv4 addresses are reversed by trying
+//! them all).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sqlx::Row as _;
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
-use crate::store::{Store, StoreError, digest};
+use crate::keys::DerivedKey;
+use crate::store::{Store, StoreError, hex};
+
+/// The longest an attempt waits at a gate for earlier attempts' verdicts; past it, it is counted
+/// in the store like any other (and may be refused there).
+pub const WAIT_LIMIT: Duration = Duration::from_secs(3);
+
+/// The label of the key that counter keys are made with (see [`DerivedKey`]).
+const BUCKET_KEY_LABEL: &str = "authd throttle buckets v1";
 
 /// OWASP ASVS 2.2.1: at most this many failed attempts an hour on one account.
 pub const ASVS_MAX_FAILURES_PER_HOUR: u64 = 100;
@@ -60,17 +81,21 @@ pub enum ThrottleError {
         /// Seconds until the ban ends (at least 1).
         retry_after: u64,
     },
+    /// Earlier attempts on the same user or address were still undecided after [`WAIT_LIMIT`]:
+    /// try again shortly (nothing was counted).
+    #[error("earlier attempts are still being checked")]
+    Busy,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 /// An attempt admitted by [`Throttle::begin`], counted as failed until
-/// [`Throttle::succeeded`] says otherwise.
+/// [`Throttle::succeeded`] says otherwise. Dropping it ends its turn at the gates.
 #[derive(Debug)]
 pub struct Attempt {
-    user: String,
-    address: String,
+    user: Ticket,
+    address: Ticket,
 }
 
 /// Login attempt counters in the store.
@@ -78,31 +103,50 @@ pub struct Attempt {
 pub struct Throttle {
     store: Store,
     settings: ThrottleSettings,
+    key: DerivedKey,
+    gates: Arc<Gates>,
 }
 
 impl Throttle {
-    /// Counters kept in `store`.
-    pub fn new(store: Store, settings: ThrottleSettings) -> Self {
-        Self { store, settings }
+    /// Counters kept in `store`, keyed with a key derived from `secret` (the signing secret):
+    /// instances sharing a database must share the secret too.
+    pub fn new(store: Store, settings: ThrottleSettings, secret: &[u8]) -> Self {
+        Self {
+            store,
+            settings,
+            key: DerivedKey::derive(secret, BUCKET_KEY_LABEL),
+            gates: Arc::default(),
+        }
     }
 
     /// Counts an attempt by `username` from `address`, or refuses it while either is banned.
-    /// The address is checked first, so that a banned address cannot add to a user's count.
+    /// The address is checked first, so that a banned address cannot add to a user's count; an
+    /// attempt the user's ban refuses is taken back from the address, so that a locked account
+    /// does not lock out everyone behind the address its owner tries from.
     pub async fn begin(
         &self,
         username: &str,
         address: IpAddr,
         now: i64,
     ) -> Result<Attempt, ThrottleError> {
-        let attempt = Attempt {
-            user: bucket("user", username),
-            address: bucket("address", &address_key(address)),
-        };
-        self.count(&attempt.address, self.settings.address_max, now)
+        let deadline = Instant::now() + WAIT_LIMIT;
+        let address_bucket = self.bucket("address", &address_key(address));
+        let address = self
+            .admit(address_bucket, self.settings.address_max, now, deadline)
             .await?;
-        self.count(&attempt.user, self.settings.user_max, now)
-            .await?;
-        Ok(attempt)
+        let user_bucket = self.bucket("user", username);
+        match self
+            .admit(user_bucket, self.settings.user_max, now, deadline)
+            .await
+        {
+            Ok(user) => Ok(Attempt { user, address }),
+            Err(e) => {
+                if let Err(store) = self.take_back(&address).await {
+                    tracing::warn!(error = %store, "cannot take a refused attempt back from its address");
+                }
+                Err(e)
+            }
+        }
     }
 
     /// The attempt succeeded: the user's count starts again, and the address is forgiven this
@@ -111,38 +155,71 @@ impl Throttle {
         self.store
             .bounded(async {
                 sqlx::query("DELETE FROM login_throttle WHERE bucket = $1")
-                    .bind(&attempt.user)
+                    .bind(&attempt.user.bucket)
                     .execute(self.store.pool())
                     .await?;
-                sqlx::query(
-                    "UPDATE login_throttle SET failures = failures - 1 \
-                     WHERE bucket = $1 AND failures > 0",
-                )
-                .bind(&attempt.address)
-                .execute(self.store.pool())
-                .await?;
                 Ok(())
             })
-            .await
+            .await?;
+        // The other attempts in flight may have been counted after the reset (their upserts
+        // raced with it): assume they were, so that the gate never lets the store count past
+        // the limit on its own account.
+        self.gates
+            .set_known(&attempt.user.bucket, |_| 0, |in_flight| in_flight - 1);
+        self.take_back(&attempt.address).await
     }
 
     /// The attempt was never judged (password hashing was saturated, 503): it is taken back from
     /// both counts, so that load alone cannot get a user or an address banned.
     pub async fn withdrawn(&self, attempt: &Attempt) -> Result<(), StoreError> {
+        self.take_back(&attempt.user).await?;
+        self.take_back(&attempt.address).await
+    }
+
+    /// Takes one attempt back from the count of `ticket`'s bucket.
+    async fn take_back(&self, ticket: &Ticket) -> Result<(), StoreError> {
         self.store
             .bounded(async {
-                for bucket in [&attempt.user, &attempt.address] {
-                    sqlx::query(
-                        "UPDATE login_throttle SET failures = failures - 1 \
-                         WHERE bucket = $1 AND failures > 0",
-                    )
-                    .bind(bucket)
-                    .execute(self.store.pool())
-                    .await?;
-                }
+                sqlx::query(
+                    "UPDATE login_throttle SET failures = failures - 1 \
+                     WHERE bucket = $1 AND failures > 0",
+                )
+                .bind(&ticket.bucket)
+                .execute(self.store.pool())
+                .await?;
                 Ok(())
             })
+            .await?;
+        self.gates
+            .set_known(&ticket.bucket, |known| (known - 1).max(0), |_| 0);
+        Ok(())
+    }
+
+    /// Waits at `bucket`'s gate until the attempts in flight leave room in its budget, then
+    /// counts the attempt in the store; [`ThrottleError::Busy`] when `deadline` comes first.
+    async fn admit(
+        &self,
+        bucket: String,
+        max: u32,
+        now: i64,
+        deadline: Instant,
+    ) -> Result<Ticket, ThrottleError> {
+        let ticket = self
+            .gates
+            .enter(bucket, i64::from(max), deadline)
             .await
+            .ok_or(ThrottleError::Busy)?;
+        let counted = self.count(&ticket.bucket, max, now).await;
+        if let Ok(failures) | Err(CountError::Limited(_, failures)) = &counted {
+            let failures = *failures;
+            self.gates
+                .set_known(&ticket.bucket, |known| known.max(failures), |_| 0);
+        }
+        match counted {
+            Ok(_) => Ok(ticket),
+            Err(CountError::Limited(retry_after, _)) => Err(ThrottleError::Limited { retry_after }),
+            Err(CountError::Store(e)) => Err(ThrottleError::Store(e)),
+        }
     }
 
     /// Deletes up to `batch` counters whose window and ban are both over; how many went.
@@ -166,12 +243,12 @@ impl Throttle {
     }
 
     /// Adds one attempt to `bucket` in one atomic upsert; refuses when the bucket is banned or
-    /// this attempt goes past `max` (which starts the ban).
-    async fn count(&self, bucket: &str, max: u32, now: i64) -> Result<(), ThrottleError> {
+    /// this attempt goes past `max` (which starts the ban). Answers the count after it.
+    async fn count(&self, bucket: &str, max: u32, now: i64) -> Result<i64, CountError> {
         let window = secs(self.settings.window);
         let ban = secs(self.settings.ban);
         // Every SET expression sees the row as it was before this statement.
-        let banned_until: i64 = self
+        let (banned_until, failures): (i64, i64) = self
             .store
             .bounded(async {
                 let row = sqlx::query(
@@ -191,7 +268,7 @@ impl Throttle {
                          WHEN login_throttle.window_start <= $2 - $3 THEN 0 \
                          WHEN login_throttle.failures + 1 > $4 THEN $2 + $5 \
                          ELSE 0 END \
-                     RETURNING banned_until",
+                     RETURNING banned_until, failures",
                 )
                 .bind(bucket)
                 .bind(now)
@@ -200,21 +277,133 @@ impl Throttle {
                 .bind(ban)
                 .fetch_one(self.store.pool())
                 .await?;
-                Ok(row.try_get("banned_until")?)
+                Ok((row.try_get("banned_until")?, row.try_get("failures")?))
             })
-            .await?;
+            .await
+            .map_err(CountError::Store)?;
         if banned_until > now {
             let retry_after = u64::try_from(banned_until - now).unwrap_or(1).max(1);
-            return Err(ThrottleError::Limited { retry_after });
+            return Err(CountError::Limited(retry_after, failures));
         }
-        Ok(())
+        Ok(failures)
+    }
+
+    /// A counter's key: a keyed digest, so that the store holds no usernames (people type
+    /// passwords into the username field) and no addresses, not even reversibly.
+    fn bucket(&self, kind: &str, value: &str) -> String {
+        hex(&self.key.mac(format!("{kind}\0{value}").as_bytes()))
     }
 }
 
-/// A counter's key: a digest, so that the store holds no usernames (people type passwords into
-/// the username field) and no addresses.
-fn bucket(kind: &str, value: &str) -> String {
-    digest(format!("{kind}\0{value}").as_bytes())
+/// Why [`Throttle::count`] refused, with the count it saw.
+enum CountError {
+    /// Banned for this many seconds; the count.
+    Limited(u64, i64),
+    /// The store failed.
+    Store(StoreError),
+}
+
+/// The gates of this instance: for each bucket with attempts in flight here, how many and what
+/// count the store last showed (plus the attempts admitted since). Entries go when their last
+/// attempt does, so the map is bounded by the attempts in flight (themselves bounded by the
+/// hashing pool's places).
+#[derive(Debug, Default)]
+struct Gates {
+    buckets: Mutex<HashMap<String, Gate>>,
+}
+
+#[derive(Debug, Default)]
+struct Gate {
+    in_flight: u32,
+    /// The bucket's count as the store last said, plus attempts admitted since; `None` until the
+    /// first attempt in flight has been counted.
+    known: Option<i64>,
+    /// Woken whenever an attempt leaves or the count changes.
+    changed: Arc<Notify>,
+}
+
+impl Gates {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Gate>> {
+        // Every change under the lock is a few integer updates: a panic cannot leave it torn.
+        self.buckets.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Admits an attempt on `bucket` at once when nothing is in flight on it, or when the count
+    /// with the attempts in flight leaves room under `max`; otherwise waits for a change, until
+    /// `deadline` (then `None`: a busy answer is better than a ban no guess earned).
+    async fn enter(
+        self: &Arc<Self>,
+        bucket: String,
+        max: i64,
+        deadline: Instant,
+    ) -> Option<Ticket> {
+        loop {
+            let changed = {
+                let mut gates = self.lock();
+                let gate = gates.entry(bucket.clone()).or_default();
+                let room = gate.in_flight == 0 || gate.known.is_some_and(|k| k < max);
+                if room {
+                    gate.in_flight += 1;
+                    gate.known = gate.known.map(|k| k + 1);
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return None;
+                }
+                let mut changed = Box::pin(Arc::clone(&gate.changed).notified_owned());
+                // Registered before the lock is let go: no wake-up between here and the wait
+                // is lost.
+                changed.as_mut().enable();
+                changed
+            };
+            let _ = tokio::time::timeout_at(deadline, changed).await;
+        }
+        Some(Ticket {
+            gates: Arc::clone(self),
+            bucket,
+        })
+    }
+
+    /// Changes the known count of `bucket` (when it has attempts in flight) to the greater of
+    /// `change(known)` and `floor(in_flight)`, and wakes its waiters.
+    fn set_known(
+        &self,
+        bucket: &str,
+        change: impl FnOnce(i64) -> i64,
+        floor: impl FnOnce(i64) -> i64,
+    ) {
+        let mut gates = self.lock();
+        if let Some(gate) = gates.get_mut(bucket) {
+            let changed = change(gate.known.unwrap_or(0));
+            gate.known = Some(changed.max(floor(i64::from(gate.in_flight))));
+            gate.changed.notify_waiters();
+        }
+    }
+}
+
+/// An attempt's turn at one bucket's gate; dropping it lets the next one in.
+struct Ticket {
+    gates: Arc<Gates>,
+    bucket: String,
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ticket")
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut gates = self.gates.lock();
+        if let Some(gate) = gates.get_mut(&self.bucket) {
+            gate.in_flight = gate.in_flight.saturating_sub(1);
+            gate.changed.notify_waiters();
+            if gate.in_flight == 0 {
+                gates.remove(&self.bucket);
+            }
+        }
+    }
 }
 
 /// IPv4 addresses count one by one; IPv6 ones by their /64, since one host commonly holds a whole
@@ -225,6 +414,19 @@ fn address_key(address: IpAddr) -> String {
         IpAddr::V6(v6) => {
             let s = v6.segments();
             format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
+/// The client a login is counted as when hashing places are shared out: IPv4 addresses one by
+/// one, IPv6 by their /56 (what providers commonly give one customer), so that a host with a
+/// whole /48 to draw from (65,536 /64s) weighs 256 clients in the line, not 65,536.
+pub(crate) fn site_key(address: IpAddr) -> String {
+    match address.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/56", s[0], s[1], s[2], s[3] & 0xff00)
         }
     }
 }
@@ -262,10 +464,28 @@ mod tests {
     }
 
     #[test]
-    fn buckets_do_not_hold_the_name() {
-        let b = bucket("user", "alice");
+    fn hashing_places_are_shared_per_ipv6_56() {
+        let a: IpAddr = "2001:db8:1:2ff::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:200::2".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:300::1".parse().unwrap();
+        assert_eq!(site_key(a), site_key(b));
+        assert_ne!(site_key(a), site_key(c));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(site_key(mapped), "192.0.2.7");
+    }
+
+    #[tokio::test]
+    async fn buckets_are_keyed_digests_that_do_not_hold_the_name() {
+        let store = Store::open(crate::store::MEMORY_DATABASE_URL, &Default::default())
+            .await
+            .unwrap();
+        let t = Throttle::new(store.clone(), ThrottleSettings::default(), b"one secret");
+        let b = t.bucket("user", "alice");
         assert_eq!(b.len(), 64);
         assert!(!b.contains("alice"));
-        assert_ne!(b, bucket("address", "alice"));
+        assert_ne!(b, t.bucket("address", "alice"));
+        assert_ne!(b, crate::store::digest(b"user\0alice"));
+        let other = Throttle::new(store, ThrottleSettings::default(), b"another secret");
+        assert_ne!(b, other.bucket("user", "alice"));
     }
 }

@@ -15,9 +15,13 @@ use super::json::{MessageResponse, json};
 use crate::metrics::LoginOutcome;
 use crate::sessions::SessionError;
 use crate::store::StoreError;
-use crate::throttle::ThrottleError;
+use crate::throttle::{ThrottleError, site_key};
 use crate::tokens;
 use crate::transport::parse_basic;
+
+/// The longest a login waits for a place in the hashing pool before it is answered 503; well
+/// within the request timeout, with the throttle's own wait.
+const HASH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A successful login or refresh.
 #[derive(Debug, Serialize, ToSchema)]
@@ -58,7 +62,7 @@ pub struct LoginResponse {
             body = MessageResponse,
             headers(("Retry-After" = String, description = "Seconds until the ban ends")),
             example = json!({"message": "Too many attempts"})),
-        (status = 503, description = "Password hashing is saturated, or the database does not answer; try again.",
+        (status = 503, description = "Password hashing is saturated (after up to 2 s in line), earlier attempts for the same user or address are still undecided after 3 s, or the database does not answer; try again.",
             body = MessageResponse,
             headers(("Retry-After" = String, description = "Seconds to wait")),
             example = json!({"message": "Server busy"})),
@@ -78,9 +82,14 @@ pub async fn login(
     };
     let username = creds.username;
     let password = creds.password;
-    // A place for the hash first: when hashing is saturated the answer is 503 at once, before the
+    // A place for the hash first: when hashing is saturated the answer is 503 (after a short
+    // wait in a line that serves the addresses holding the fewest places first), before the
     // attempt is written to the database (so a flood costs the store nothing).
-    let Ok(slot) = state.hashing.reserve() else {
+    let Ok(slot) = state
+        .hashing
+        .reserve_for(&site_key(client), HASH_WAIT)
+        .await
+    else {
         state.metrics.login(LoginOutcome::Busy);
         return Err(ApiError::Busy);
     };
@@ -90,6 +99,10 @@ pub async fn login(
             state.metrics.login(LoginOutcome::Throttled);
             tracing::info!(target: "authd::login", outcome = "throttled", "login refused");
             return Err(ApiError::TooManyAttempts { retry_after });
+        }
+        Err(ThrottleError::Busy) => {
+            state.metrics.login(LoginOutcome::Busy);
+            return Err(ApiError::Busy);
         }
         Err(ThrottleError::Store(e)) => return Err(store_unavailable(&e)),
     };

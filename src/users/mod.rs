@@ -3,12 +3,17 @@
 
 mod password;
 mod pool;
+mod rewrite;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+
+use crate::keys::DerivedKey;
 
 pub use password::{
-    ARGON2_M_COST_KIB, ARGON2_P_COST, ARGON2_T_COST, HashFormatError, StoredHash, hash_password,
+    ARGON2_M_COST_KIB, ARGON2_MAX_M_COST_KIB, ARGON2_MAX_P_COST, ARGON2_MAX_T_COST, ARGON2_P_COST,
+    ARGON2_T_COST, BCRYPT_COSTS, BCRYPT_MAX_PASSWORD, HashFormatError, StoredHash, hash_password,
 };
 pub use pool::{Busy, HashPool, Slot};
 
@@ -42,30 +47,53 @@ pub enum UsersError {
 }
 
 /// The users who may log in, with their password hashes.
-#[derive(Debug, Clone)]
 pub struct Users {
-    by_name: HashMap<String, StoredHash>,
-    /// Checked instead when the name is unknown, so that an unknown name costs the same time as
-    /// a wrong password: a real entry's hash, with its real cost parameters. Its answer is thrown
-    /// away.
-    decoy: StoredHash,
+    /// Current hashes by name; an entry changes when a login rehashes it.
+    by_name: RwLock<HashMap<String, StoredHash>>,
+    /// Every name, sorted: an unknown name is checked against the hash of one of them (its
+    /// decoy), so that it costs the time of a real entry's check. Its answer is thrown away.
+    names: Vec<String>,
+    /// Picks an unknown name's decoy: the same name always gets the same entry, and without the
+    /// secret nobody can tell which.
+    decoy_key: DerivedKey,
+    /// The file the users came from, rewritten when a login rehashes an entry.
+    file: Option<PathBuf>,
+    /// One rewrite of the file at a time.
+    rewriting: Mutex<()>,
 }
 
+impl std::fmt::Debug for Users {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Users")
+            .field("len", &self.names.len())
+            .field("file", &self.file)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The label of the key that picks decoys (see [`DerivedKey`]).
+const DECOY_KEY_LABEL: &str = "authd decoy entries v1";
+
 impl Users {
-    /// Reads and checks a users file. No hashing happens here, so start-up stays fast.
-    pub fn load(path: &Path) -> Result<Self, UsersError> {
+    /// Reads and checks a users file, warns when its entries cost differently or are bcrypt, and
+    /// keys the choice of decoys with `secret`. No hashing happens here, so start-up stays fast.
+    pub fn load(path: &Path, secret: &[u8]) -> Result<Self, UsersError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| UsersError::Read {
             path: shown.clone(),
             source,
         })?;
-        Self::parse(&text, &shown)
+        let mut users = Self::parse(&text, &shown)?;
+        users.decoy_key = DerivedKey::derive(secret, DECOY_KEY_LABEL);
+        users.file = Some(path.to_owned());
+        users.warn_about_costs(&shown);
+        Ok(users)
     }
 
-    /// Parses the htpasswd text of a users file; `origin` names it in errors.
+    /// Parses the htpasswd text of a users file; `origin` names it in errors. Decoys are keyed
+    /// with an empty secret until [`Users::load`] gives one.
     pub fn parse(text: &str, origin: &str) -> Result<Self, UsersError> {
         let mut by_name = HashMap::new();
-        let mut first = None;
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -87,48 +115,163 @@ impl Users {
             if by_name.contains_key(name) {
                 return Err(malformed(&format!("user `{name}` appears twice")));
             }
-            first.get_or_insert_with(|| stored.clone());
             by_name.insert(name.to_owned(), stored);
         }
-        let decoy = first.ok_or_else(|| UsersError::Empty {
-            path: origin.to_owned(),
-        })?;
-        Ok(Self { by_name, decoy })
+        if by_name.is_empty() {
+            return Err(UsersError::Empty {
+                path: origin.to_owned(),
+            });
+        }
+        Ok(Self::from_map(by_name, None))
+    }
+
+    fn from_map(by_name: HashMap<String, StoredHash>, file: Option<PathBuf>) -> Self {
+        let mut names: Vec<String> = by_name.keys().cloned().collect();
+        names.sort();
+        Self {
+            by_name: RwLock::new(by_name),
+            names,
+            decoy_key: DerivedKey::derive(b"", DECOY_KEY_LABEL),
+            file,
+            rewriting: Mutex::new(()),
+        }
     }
 
     /// The demo user of the tutorial, `user` / `password`, hashed once here.
     pub fn demo() -> Result<Self, argon2::password_hash::Error> {
         let stored = StoredHash::Argon2(hash_password(b"password")?);
-        Ok(Self {
-            by_name: HashMap::from([("user".to_owned(), stored.clone())]),
-            decoy: stored,
-        })
+        Ok(Self::from_map(
+            HashMap::from([("user".to_owned(), stored)]),
+            None,
+        ))
+    }
+
+    /// Warns, naming no user, when the entries' costs differ (a login's time then tells which
+    /// kind of entry a name has) and when some are bcrypt (72-byte limit).
+    fn warn_about_costs(&self, shown: &str) {
+        let entries = self.read();
+        let mut costs: Vec<String> = entries.values().map(StoredHash::cost).collect();
+        costs.sort();
+        costs.dedup();
+        if costs.len() > 1 {
+            tracing::warn!(
+                file = shown,
+                costs = costs.join("; "),
+                "users file entries use different algorithms or costs, so a login's time tells \
+                 which kind of entry a name has (an unknown name costs what one real entry \
+                 costs); each entry is rehashed to argon2id with the current setting at its next \
+                 successful login"
+            );
+        }
+        let bcrypt = entries.values().filter(|h| h.is_bcrypt()).count();
+        if bcrypt > 0 {
+            tracing::warn!(
+                file = shown,
+                entries = bcrypt,
+                "users file has bcrypt entries: bcrypt reads only the first {BCRYPT_MAX_PASSWORD} \
+                 bytes of a password, so longer passwords are refused for them; they are \
+                 rehashed to argon2id at their next successful login, or rehash them now with \
+                 `authd hash-password`"
+            );
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, StoredHash>> {
+        // A panic while the lock was held cannot leave the map half-changed (one insert).
+        self.by_name
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// How many users there are.
     pub fn len(&self) -> usize {
-        self.by_name.len()
+        self.names.len()
     }
 
     /// Whether `name` is a user (no hashing).
     pub fn contains(&self, name: &str) -> bool {
-        self.by_name.contains_key(name)
+        self.read().contains_key(name)
     }
 
     /// Whether there are none (never true for a loaded file).
     pub fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
+        self.names.is_empty()
     }
 
     /// Whether `name` and `password` match an entry. Slow by design (one password hash) whether
-    /// or not the name exists; run it through a [`HashPool`].
+    /// or not the name exists; run it through a [`HashPool`]. A match against an outdated entry
+    /// (bcrypt, or argon2 with other parameters) rehashes it with the current setting, in memory
+    /// and in the users file.
     pub fn check(&self, name: &str, password: &[u8]) -> bool {
-        match self.by_name.get(name) {
-            Some(stored) => stored.verify(password),
+        let stored = self.read().get(name).cloned();
+        match stored {
+            Some(stored) => {
+                let ok = stored.verify(password);
+                if ok && stored.is_outdated() {
+                    self.rehash(name, &stored, password);
+                }
+                ok
+            }
             None => {
-                let _ = self.decoy.verify(password);
+                let _ = self.decoy(name).map(|d| d.verify(password));
                 false
             }
+        }
+    }
+
+    /// The entry whose hash an unknown `name` is checked against: chosen by a keyed MAC of the
+    /// name, read at the time of the check (so that a rehashed entry's decoys cost what it costs
+    /// now).
+    fn decoy(&self, name: &str) -> Option<StoredHash> {
+        let mac = self.decoy_key.mac(name.as_bytes());
+        let mut pick = [0u8; 8];
+        pick.copy_from_slice(&mac[..8]);
+        let n = u64::try_from(self.names.len()).ok().filter(|n| *n > 0)?;
+        let index = usize::try_from(u64::from_le_bytes(pick) % n).ok()?;
+        self.read().get(self.names.get(index)?).cloned()
+    }
+
+    /// Replaces `old`, the entry of `name`, with a new argon2id hash of `password`: in memory,
+    /// then in the file (atomically). Failures are logged; the login has succeeded either way.
+    fn rehash(&self, name: &str, old: &StoredHash, password: &[u8]) {
+        let new = match hash_password(password) {
+            Ok(h) => StoredHash::Argon2(h),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot rehash a users file entry");
+                return;
+            }
+        };
+        {
+            let mut entries = self
+                .by_name
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match entries.get_mut(name) {
+                Some(current) if current == old => *current = new.clone(),
+                // Another login rehashed it first.
+                _ => return,
+            }
+        }
+        let Some(file) = &self.file else { return };
+        let _one_at_a_time = self
+            .rewriting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match rewrite::replace_entry(file, name, old.as_str(), new.as_str()) {
+            Ok(true) => tracing::info!(
+                file = %file.display(),
+                "a users file entry was rehashed to argon2id at login"
+            ),
+            Ok(false) => tracing::warn!(
+                file = %file.display(),
+                "cannot rewrite the users file: the entry changed since it was read; the new \
+                 hash is used until the next start"
+            ),
+            Err(e) => tracing::warn!(
+                file = %file.display(),
+                error = %e,
+                "cannot rewrite the users file; the new hash is used until the next start"
+            ),
         }
     }
 }
@@ -179,6 +322,50 @@ mod tests {
     fn malformed_line_error_does_not_echo_the_hash() {
         let err = Users::parse("eve:$2y$10$tooshortsecretish\n", "f").unwrap_err();
         assert!(!err.to_string().contains("tooshortsecretish"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_name_always_gets_the_same_decoy_and_names_spread_over_entries() {
+        let text = format!(
+            "a:{}\nb:{}\n",
+            bcrypt_line("x", "1").split_once(':').unwrap().1,
+            hash_password(b"2").unwrap()
+        );
+        let mut users = Users::parse(&text, "f").unwrap();
+        users.decoy_key = DerivedKey::derive(b"some secret", DECOY_KEY_LABEL);
+        let kinds: Vec<bool> = (0..16)
+            .map(|i| {
+                let name = format!("stranger{i}");
+                let first = users.decoy(&name).unwrap();
+                assert_eq!(first, users.decoy(&name).unwrap(), "{name}");
+                first.is_bcrypt()
+            })
+            .collect();
+        assert!(kinds.contains(&true) && kinds.contains(&false), "{kinds:?}");
+    }
+
+    #[test]
+    fn a_login_against_an_outdated_entry_rehashes_it_in_memory() {
+        let users = Users::parse(&bcrypt_line("bob", "builder"), "f").unwrap();
+        assert!(users.check("bob", b"builder"));
+        let now = users.read().get("bob").cloned().unwrap();
+        assert!(!now.is_bcrypt() && !now.is_outdated(), "{}", now.cost());
+        assert!(users.check("bob", b"builder"));
+        assert!(!users.check("bob", b"other"));
+    }
+
+    #[test]
+    fn entries_with_costs_out_of_range_are_refused_naming_the_line() {
+        let good = bcrypt_line("bob", "x");
+        let dear = good.replacen("$04$", "$15$", 1).replacen("bob", "eve", 1);
+        match Users::parse(&format!("{good}\n{dear}\n"), "f") {
+            Err(UsersError::Malformed {
+                line: 2, reason, ..
+            }) => {
+                assert!(reason.contains("cost 15"), "{reason}");
+            }
+            other => panic!("expected a refusal at line 2, got {other:?}"),
+        }
     }
 
     #[test]

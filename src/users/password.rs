@@ -15,6 +15,20 @@ pub const ARGON2_T_COST: u32 = 2;
 /// argon2id lanes.
 pub const ARGON2_P_COST: u32 = 1;
 
+/// bcrypt costs accepted in a users file. Below 4 the bcrypt crate refuses to verify (the user
+/// could never log in); 14 is already about a second a login, and each step doubles it, so a
+/// cost of 31 would hold a hashing thread for days.
+pub const BCRYPT_COSTS: std::ops::RangeInclusive<u32> = 4..=14;
+/// Largest argon2 memory cost accepted, in KiB (256 MiB): each hashing thread holds this much
+/// while it checks the entry.
+pub const ARGON2_MAX_M_COST_KIB: u32 = 256 * 1024;
+/// Most argon2 passes accepted.
+pub const ARGON2_MAX_T_COST: u32 = 10;
+/// Most argon2 lanes accepted.
+pub const ARGON2_MAX_P_COST: u32 = 16;
+/// bcrypt reads only this many bytes of a password; the rest is ignored.
+pub const BCRYPT_MAX_PASSWORD: usize = 72;
+
 /// A stored password hash whose format was checked when the users file was read.
 #[derive(Clone, PartialEq, Eq)]
 pub enum StoredHash {
@@ -39,6 +53,9 @@ pub enum HashFormatError {
     /// Recognised as argon2 or bcrypt but not well formed.
     #[error("malformed {0} hash")]
     Malformed(&'static str),
+    /// Well formed, but with a cost outside the accepted ranges.
+    #[error("{0}")]
+    OutOfRange(String),
     /// Some other scheme (MD5 `$apr1$`, `{SHA}`, crypt, plain text).
     #[error(
         "unsupported hash (use argon2id from `authd hash-password`, or bcrypt from `htpasswd -B`)"
@@ -56,24 +73,106 @@ impl StoredHash {
                 return Err(HashFormatError::Malformed("argon2"));
             }
             // Parameters must be ones argon2 accepts, or every verify would fail at run time.
-            Params::try_from(&parsed).map_err(|_| HashFormatError::Malformed("argon2"))?;
+            let params =
+                Params::try_from(&parsed).map_err(|_| HashFormatError::Malformed("argon2"))?;
+            check_argon2_params(&params)?;
             Ok(Self::Argon2(s.to_owned()))
         } else if ["$2y$", "$2b$", "$2a$"].iter().any(|p| s.starts_with(p)) {
-            s.parse::<bcrypt::HashParts>()
+            let parts = s
+                .parse::<bcrypt::HashParts>()
                 .map_err(|_| HashFormatError::Malformed("bcrypt"))?;
+            let cost = parts.get_cost();
+            if !BCRYPT_COSTS.contains(&cost) {
+                return Err(HashFormatError::OutOfRange(format!(
+                    "bcrypt cost {cost} is outside {}-{} (rehash it, e.g. `htpasswd -B -C 10`)",
+                    BCRYPT_COSTS.start(),
+                    BCRYPT_COSTS.end()
+                )));
+            }
             Ok(Self::Bcrypt(s.to_owned()))
         } else {
             Err(HashFormatError::Unsupported)
         }
     }
 
-    /// Whether `password` matches. Constant-time in the comparison; slow by design.
+    /// Whether `password` matches. Constant-time in the comparison; slow by design. A password
+    /// longer than bcrypt reads is refused for a bcrypt entry (any tail past 72 bytes would
+    /// match), after the same hashing as any other attempt.
     pub fn verify(&self, password: &[u8]) -> bool {
         match self {
             Self::Argon2(s) => verify_argon2(s, password).unwrap_or(false),
-            Self::Bcrypt(s) => bcrypt::verify(password, s).unwrap_or(false),
+            Self::Bcrypt(s) => {
+                // `bcrypt::non_truncating_verify` would also refuse exactly 72 bytes, which
+                // `htpasswd -B` hashes whole; the length is checked after hashing instead, so
+                // that a long password costs the same time as a short one.
+                let matches = bcrypt::verify(password, s).unwrap_or(false);
+                matches && password.len() <= BCRYPT_MAX_PASSWORD
+            }
         }
     }
+
+    /// What checking this entry costs: its algorithm and parameters (no salt, no hash), so that
+    /// entries of different cost can be told apart.
+    pub fn cost(&self) -> String {
+        match self {
+            Self::Argon2(s) => PasswordHash::new(s).map_or_else(
+                |_| "argon2".to_owned(),
+                |p| {
+                    let params = Params::try_from(&p).map_or_else(
+                        |_| String::new(),
+                        |q| format!(" m={},t={},p={}", q.m_cost(), q.t_cost(), q.p_cost()),
+                    );
+                    format!("{}{params}", p.algorithm.as_str())
+                },
+            ),
+            Self::Bcrypt(s) => s.parse::<bcrypt::HashParts>().map_or_else(
+                |_| "bcrypt".to_owned(),
+                |p| format!("bcrypt cost {}", p.get_cost()),
+            ),
+        }
+    }
+
+    /// Whether this entry is weaker than or different from what [`hash_password`] makes now
+    /// (bcrypt, or argon2 with other parameters), so that a successful login should rehash it.
+    pub fn is_outdated(&self) -> bool {
+        self.cost() != current_cost()
+    }
+
+    /// Whether this is a bcrypt entry.
+    pub fn is_bcrypt(&self) -> bool {
+        matches!(self, Self::Bcrypt(_))
+    }
+
+    /// The hash string, to write it back into a users file.
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Self::Argon2(s) | Self::Bcrypt(s) => s,
+        }
+    }
+}
+
+/// The cost description of the entries [`hash_password`] makes.
+fn current_cost() -> String {
+    format!("argon2id m={ARGON2_M_COST_KIB},t={ARGON2_T_COST},p={ARGON2_P_COST}")
+}
+
+/// Refuses argon2 parameters that would hold a hashing thread or its memory for too long.
+fn check_argon2_params(params: &Params) -> Result<(), HashFormatError> {
+    let out = |what: &str, value: u32, max: u32| {
+        Err(HashFormatError::OutOfRange(format!(
+            "argon2 {what} {value} is over {max} (rehash it with `authd hash-password`)"
+        )))
+    };
+    if params.m_cost() > ARGON2_MAX_M_COST_KIB {
+        return out("memory (KiB)", params.m_cost(), ARGON2_MAX_M_COST_KIB);
+    }
+    if params.t_cost() > ARGON2_MAX_T_COST {
+        return out("passes", params.t_cost(), ARGON2_MAX_T_COST);
+    }
+    if params.p_cost() > ARGON2_MAX_P_COST {
+        return out("parallelism", params.p_cost(), ARGON2_MAX_P_COST);
+    }
+    Ok(())
 }
 
 /// Blocks (of 1 KiB) reserved for argon2's working memory: just over 32 MiB (see `verify_argon2`).

@@ -5,11 +5,18 @@
 //! `concurrency` such buffers (tokio's blocking pool would spread them over up to 512 threads).
 //! A thread that has had no job for [`RELEASE_AFTER`] gives its buffer back, so that an idle
 //! server holds none.
+//!
+//! Places are shared fairly between clients: a caller that names its client
+//! ([`HashPool::reserve_for`]) may wait a while for a place when all are taken, and each freed
+//! place goes to the waiting client that holds the fewest places. A flood from many addresses
+//! then slows a newcomer's login by about one round of the queue instead of refusing it.
 
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher as _, Hash, RandomState};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 /// How long a hashing thread keeps its working memory with no job to do. Under a steady stream of
@@ -30,15 +37,85 @@ pub struct Busy;
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// How many callers may wait for a place, per place: beyond it a newcomer takes the place in
+/// line of the client that holds the most (or is refused when it would hold as many).
+const WAITERS_PER_PLACE: usize = 4;
+
+/// The key of callers that do not name a client: they share one.
+const SHARED_KEY: u64 = 0;
+
 /// A bounded pool for password hashing work.
 #[derive(Debug)]
 pub struct HashPool {
     jobs: SyncSender<Job>,
     in_flight: Arc<AtomicUsize>,
     concurrency: usize,
-    /// Places reserved (running, queued, or about to be): at most `capacity`.
-    reserved: Arc<AtomicUsize>,
+    admission: Arc<Mutex<Admission>>,
+    /// Places: running plus queued jobs.
     capacity: usize,
+    /// Hashes client keys (addresses) into the admission's map; random per pool, so that a
+    /// client cannot choose addresses that collide with another's.
+    keys: RandomState,
+}
+
+/// Who holds the places, and who waits for one.
+#[derive(Debug, Default)]
+struct Admission {
+    /// Places reserved (running, queued, or about to be): at most the pool's capacity.
+    reserved: usize,
+    /// Places held or waited for, per client key.
+    held: HashMap<u64, usize>,
+    waiters: VecDeque<Waiter>,
+    next_id: u64,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    id: u64,
+    key: u64,
+    grant: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Admission {
+    fn held(&self, key: u64) -> usize {
+        self.held.get(&key).copied().unwrap_or(0)
+    }
+
+    fn add(&mut self, key: u64) {
+        *self.held.entry(key).or_default() += 1;
+    }
+
+    fn remove(&mut self, key: u64) {
+        if let Some(n) = self.held.get_mut(&key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.held.remove(&key);
+            }
+        }
+    }
+
+    /// A place held by `key` is free: it goes to the waiter whose client holds the fewest
+    /// (the earliest among equals), or back to the pool.
+    fn release(&mut self, key: u64) {
+        self.remove(key);
+        loop {
+            let next = self
+                .waiters
+                .iter()
+                .enumerate()
+                .min_by_key(|(i, w)| (self.held(w.key), *i))
+                .map(|(i, _)| i);
+            let Some(waiter) = next.and_then(|i| self.waiters.remove(i)) else {
+                self.reserved = self.reserved.saturating_sub(1);
+                return;
+            };
+            if waiter.grant.send(()).is_ok() {
+                return;
+            }
+            // Its caller went away: the place goes on to the next.
+            self.remove(waiter.key);
+        }
+    }
 }
 
 /// A place in the pool, reserved with [`HashPool::reserve`]: a job run with it is not refused
@@ -52,11 +129,44 @@ pub struct Slot<'a> {
 /// Gives a reserved place back when dropped: with the [`Slot`] when it is not used, else when its
 /// job is done (or skipped).
 #[derive(Debug)]
-struct Held(Arc<AtomicUsize>);
+struct Held {
+    admission: Arc<Mutex<Admission>>,
+    key: u64,
+}
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        lock(&self.admission).release(self.key);
+    }
+}
+
+fn lock(admission: &Mutex<Admission>) -> MutexGuard<'_, Admission> {
+    // Changes under the lock are counter updates and queue moves: a panic leaves nothing torn.
+    admission.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A caller's place in line; dropping it (a timeout, or the caller went away) leaves the line,
+/// and gives back a place granted in the meantime.
+struct Waiting<'a> {
+    pool: &'a HashPool,
+    id: u64,
+    key: u64,
+    granted: tokio::sync::oneshot::Receiver<()>,
+    done: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut admission = lock(&self.pool.admission);
+        if let Some(i) = admission.waiters.iter().position(|w| w.id == self.id) {
+            admission.waiters.remove(i);
+            admission.remove(self.key);
+        } else if self.granted.try_recv().is_ok() {
+            admission.release(self.key);
+        }
     }
 }
 
@@ -79,8 +189,9 @@ impl HashPool {
             jobs,
             in_flight: Arc::new(AtomicUsize::new(0)),
             concurrency,
-            reserved: Arc::new(AtomicUsize::new(0)),
+            admission: Arc::default(),
             capacity: concurrency + queue,
+            keys: RandomState::new(),
         })
     }
 
@@ -88,15 +199,97 @@ impl HashPool {
     /// every queue place is taken. Reserving first lets a caller refuse work it could not hash
     /// before doing anything else for it (such as writing a login attempt to the database).
     pub fn reserve(&self) -> Result<Slot<'_>, Busy> {
-        self.reserved
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.capacity).then_some(n + 1)
-            })
-            .map_err(|_| Busy)?;
-        Ok(Slot {
+        let mut admission = lock(&self.admission);
+        if admission.reserved >= self.capacity {
+            return Err(Busy);
+        }
+        admission.reserved += 1;
+        admission.add(SHARED_KEY);
+        Ok(self.slot(SHARED_KEY))
+    }
+
+    /// Reserves a place for a job of `client` (an address), waiting up to `wait` when all are
+    /// taken: each place freed meanwhile goes to the waiting client holding the fewest, so that
+    /// a few clients with many requests cannot starve the others. [`Busy`] past `wait`, or at
+    /// once when the line is full of clients holding no more than this one.
+    pub async fn reserve_for(&self, client: &impl Hash, wait: Duration) -> Result<Slot<'_>, Busy> {
+        // Never the shared key, so that named clients are counted apart from unnamed callers.
+        let key = self.keys.hash_one(client) | 1;
+        let (id, granted) = {
+            let mut admission = lock(&self.admission);
+            if admission.reserved < self.capacity {
+                admission.reserved += 1;
+                admission.add(key);
+                return Ok(self.slot(key));
+            }
+            if admission.waiters.len() >= self.capacity.saturating_mul(WAITERS_PER_PLACE) {
+                let mine = admission.held(key) + 1;
+                // The latest waiter of the client holding the most gives way, if it holds more.
+                let victim = admission
+                    .waiters
+                    .iter()
+                    .enumerate()
+                    .max_by_key(|(i, w)| (admission.held(w.key), *i))
+                    .filter(|(_, w)| admission.held(w.key) > mine)
+                    .map(|(i, _)| i);
+                let Some(waiter) = victim.and_then(|i| admission.waiters.remove(i)) else {
+                    return Err(Busy);
+                };
+                // Dropping its sender tells it: Busy.
+                admission.remove(waiter.key);
+            }
+            let id = admission.next_id;
+            admission.next_id = admission.next_id.wrapping_add(1);
+            let (grant, granted) = tokio::sync::oneshot::channel();
+            admission.waiters.push_back(Waiter { id, key, grant });
+            admission.add(key);
+            (id, granted)
+        };
+        let mut waiting = Waiting {
             pool: self,
-            held: Held(Arc::clone(&self.reserved)),
-        })
+            id,
+            key,
+            granted,
+            done: false,
+        };
+        match tokio::time::timeout(wait, &mut waiting.granted).await {
+            Ok(Ok(())) => {
+                waiting.done = true;
+                Ok(self.slot(key))
+            }
+            // Refused to make room for another client: its place in line is already gone.
+            Ok(Err(_)) => {
+                waiting.done = true;
+                Err(Busy)
+            }
+            Err(_) => {
+                let mut admission = lock(&self.admission);
+                if let Some(i) = admission.waiters.iter().position(|w| w.id == id) {
+                    admission.waiters.remove(i);
+                    admission.remove(key);
+                    waiting.done = true;
+                    return Err(Busy);
+                }
+                drop(admission);
+                // Granted just as the wait ran out: take it.
+                waiting.done = true;
+                if waiting.granted.try_recv().is_ok() {
+                    Ok(self.slot(key))
+                } else {
+                    Err(Busy)
+                }
+            }
+        }
+    }
+
+    fn slot(&self, key: u64) -> Slot<'_> {
+        Slot {
+            pool: self,
+            held: Held {
+                admission: Arc::clone(&self.admission),
+                key,
+            },
+        }
     }
 
     /// How many jobs may run at once.
@@ -283,6 +476,54 @@ mod tests {
         );
         tokio::time::sleep(RELEASE_AFTER + Duration::from_millis(500)).await;
         assert_eq!(pool.run(holds_thread_memory).await, Ok(false));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_freed_place_goes_to_the_waiting_client_holding_the_fewest() {
+        // Two places, both the flood's.
+        let pool = Arc::new(HashPool::new(1, 1).unwrap());
+        let held = pool.reserve_for(&"flood", Duration::ZERO).await.unwrap();
+        let kept = pool.reserve_for(&"flood", Duration::ZERO).await.unwrap();
+        // The flood waits first, then a newcomer.
+        let p = Arc::clone(&pool);
+        let flood = tokio::spawn(async move {
+            p.reserve_for(&"flood", Duration::from_secs(5))
+                .await
+                .map(drop)
+        });
+        while lock(&pool.admission).waiters.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        let p = Arc::clone(&pool);
+        let newcomer = tokio::spawn(async move {
+            let slot = p.reserve_for(&"newcomer", Duration::from_secs(5)).await;
+            (slot.is_ok(), lock(&p.admission).waiters.len())
+        });
+        while lock(&pool.admission).waiters.len() < 2 {
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        // The flood holds a place and waits for another; the newcomer only waits: the newcomer
+        // gets the freed place while the flood still waits (though it asked first).
+        assert_eq!(newcomer.await.unwrap(), (true, 1));
+        assert_eq!(flood.await.unwrap(), Ok(()));
+        drop(kept);
+        assert_eq!(lock(&pool.admission).reserved, 0);
+        assert!(lock(&pool.admission).held.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_wait_that_runs_out_is_busy_and_leaves_the_line() {
+        let pool = HashPool::new(1, 0).unwrap();
+        let held = pool.reserve().unwrap();
+        assert!(matches!(
+            pool.reserve_for(&"a", Duration::from_millis(20)).await,
+            Err(Busy)
+        ));
+        assert!(lock(&pool.admission).waiters.is_empty());
+        drop(held);
+        assert_eq!(lock(&pool.admission).reserved, 0);
+        assert!(pool.reserve_for(&"a", Duration::ZERO).await.is_ok());
     }
 
     #[tokio::test]

@@ -31,7 +31,7 @@ async fn throttle(db: &TestDb, settings: ThrottleSettings) -> Throttle {
     let store = Store::open(&db.url, &StoreOptions::default())
         .await
         .unwrap();
-    Throttle::new(store, settings)
+    Throttle::new(store, settings, crate::helpers::SECRET.as_bytes())
 }
 
 on_both_engines!(
