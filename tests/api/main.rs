@@ -4,6 +4,7 @@
 
 mod basic_auth;
 mod contract;
+mod hardening_config;
 mod helpers;
 mod instances;
 mod interop;
