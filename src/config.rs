@@ -21,8 +21,8 @@ mod strength;
 /// Shortest secret accepted, in bytes: HS256's key should be at least as long as its 256-bit hash
 /// (RFC 7518 §3.2).
 pub const MIN_SECRET_BYTES: usize = 32;
-/// Fewest bits of guessing work accepted in a secret, by [`strength`]'s estimate for an attacker
-/// who knows words, keyboard walks, repeats and sequences. 2^128 guesses is HMAC-SHA-256's own
+/// Fewest bits of guessing work accepted in a secret, as estimated (in `config::strength`) for
+/// an attacker who knows words, keyboard walks, repeats and sequences. 2^128 guesses is HMAC-SHA-256's own
 /// security level and out of reach of any offline search (a million GPUs at 10^10 guesses a
 /// second make about 2^78 in a year), while 32 random letters and digits carry about 190 bits
 /// and `openssl rand -base64 48` about 380.
