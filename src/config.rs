@@ -22,10 +22,10 @@ mod strength;
 /// (RFC 7518 §3.2).
 pub const MIN_SECRET_BYTES: usize = 32;
 /// Fewest bits of guessing work accepted in a secret, as estimated (in `config::strength`) for
-/// an attacker who knows words, keyboard walks, repeats and sequences. 2^128 guesses is HMAC-SHA-256's own
-/// security level and out of reach of any offline search (a million GPUs at 10^10 guesses a
-/// second make about 2^78 in a year), while 32 random letters and digits carry about 190 bits
-/// and `openssl rand -base64 48` about 380.
+/// an attacker who knows words, keyboard walks, repeats and sequences. 2^128 guesses is
+/// HMAC-SHA-256's own security level and out of reach of any offline search (a million GPUs at
+/// 10^10 guesses a second make about 2^78 in a year), while 32 random letters and digits carry
+/// about 190 bits and `openssl rand -base64 48` about 380.
 pub const MIN_SECRET_BITS: f64 = 128.0;
 /// The longest access-token lifetime accepted: access tokens are meant to be short-lived.
 pub const MAX_TOKEN_TTL: Duration = ranges::TOKEN_TTL.max;
