@@ -164,7 +164,11 @@ async fn secret_file_readable_by_others_is_named_in_a_warning() {
             .collect();
         if warned {
             assert_eq!(warnings.len(), 1, "mode {mode:o}: {output}");
-            assert!(warnings[0].contains("secret"), "{}", warnings[0]);
+            assert!(
+                warnings[0].contains("file secret "),
+                "names the file: {}",
+                warnings[0]
+            );
             assert!(warnings[0].contains("chmod 600"), "{}", warnings[0]);
             assert!(!warnings[0].contains(GOOD_SECRET), "{}", warnings[0]);
         } else {
