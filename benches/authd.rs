@@ -15,7 +15,7 @@ use clap::Parser as _;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tower::ServiceExt as _;
 
-const SECRET: &[u8] = b"bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz";
+const SECRET: &[u8] = b"bench-BWe2vcMPLFuaE4Oz9q7Pa0Cwh6NpLNJIfK6bzzBu";
 const NOW: i64 = 1_800_000_000;
 
 fn keys() -> TokenKeys {

@@ -1,9 +1,10 @@
-//! Configuration: the command line and its environment variables (a `.env` file is read first when
-//! present), checked into a plain [`Config`] value. Every refusal to start is a [`ConfigError`]
-//! whose message is one line saying what to do.
+//! Configuration: the command line and its environment variables (`./.env` or `--env-file` is read
+//! first), checked into a plain [`Config`] value. Every refusal to start is a [`ConfigError`]
+//! whose message is one line saying what to do; every number and duration has a range ([`ranges`]).
 
+use std::io::Read as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -15,11 +16,19 @@ use crate::store::{DEFAULT_DATABASE_URL, MEMORY_DATABASE_URL, StoreOptions};
 use crate::throttle::{ASVS_MAX_FAILURES_PER_HOUR, ThrottleSettings};
 use crate::tokens::TokenSettings;
 
+mod strength;
+
 /// Shortest secret accepted, in bytes: HS256's key should be at least as long as its 256-bit hash
 /// (RFC 7518 §3.2).
 pub const MIN_SECRET_BYTES: usize = 32;
+/// Fewest bits of guessing work accepted in a secret, as estimated (in `config::strength`) for
+/// an attacker who knows words, keyboard walks, repeats and sequences. 2^128 guesses is
+/// HMAC-SHA-256's own security level and out of reach of any offline search (a million GPUs at
+/// 10^10 guesses a second make about 2^78 in a year), while 32 random letters and digits carry
+/// about 190 bits and `openssl rand -base64 48` about 380.
+pub const MIN_SECRET_BITS: f64 = 128.0;
 /// The longest access-token lifetime accepted: access tokens are meant to be short-lived.
-pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+pub const MAX_TOKEN_TTL: Duration = ranges::TOKEN_TTL.max;
 /// The placeholder secret in `.env.example`; refused so that a copied example cannot go live.
 pub const EXAMPLE_SECRET: &str = "replace-me-with-the-output-of-openssl-rand-base64-48";
 /// Secrets that are placeholders from the tutorial or our examples (compared case-insensitively,
@@ -34,13 +43,78 @@ const PLACEHOLDERS: &[&str] = &[
 /// A secret with fewer distinct bytes than this is refused as weak (`aaaa...`, `abab...`).
 const MIN_DISTINCT_SECRET_BYTES: usize = 8;
 
+/// The accepted range of every number and duration setting, in one place. Start-up refuses a
+/// value outside its range: besides catching typos, the bounds keep every deadline and size
+/// computed from a setting far from overflow (a timeout of 2^64 s panicked on each connection)
+/// and from exhausting memory or threads (a queue or thread count of a billion).
+pub mod ranges {
+    use std::time::Duration;
+
+    /// An inclusive range of accepted values.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Bounds<T> {
+        /// The least value accepted.
+        pub min: T,
+        /// The greatest value accepted.
+        pub max: T,
+    }
+
+    const MINUTE: u64 = 60;
+    const HOUR: u64 = 60 * MINUTE;
+    const DAY: u64 = 24 * HOUR;
+
+    const fn secs(min: u64, max: u64) -> Bounds<Duration> {
+        Bounds {
+            min: Duration::from_secs(min),
+            max: Duration::from_secs(max),
+        }
+    }
+
+    /// `AUTHD_TOKEN_TTL`: access tokens are meant to be short-lived.
+    pub const TOKEN_TTL: Bounds<Duration> = secs(1, DAY);
+    /// `AUTHD_REQUEST_TIMEOUT`.
+    pub const REQUEST_TIMEOUT: Bounds<Duration> = secs(1, 10 * MINUTE);
+    /// `AUTHD_HEADER_READ_TIMEOUT`.
+    pub const HEADER_READ_TIMEOUT: Bounds<Duration> = secs(1, 10 * MINUTE);
+    /// `AUTHD_REFRESH_TTL`.
+    pub const REFRESH_TTL: Bounds<Duration> = secs(1, 365 * DAY);
+    /// `AUTHD_SESSION_LIFETIME`.
+    pub const SESSION_LIFETIME: Bounds<Duration> = secs(1, 365 * DAY);
+    /// `AUTHD_THROTTLE_WINDOW`.
+    pub const THROTTLE_WINDOW: Bounds<Duration> = secs(1, DAY);
+    /// `AUTHD_THROTTLE_BAN`.
+    pub const THROTTLE_BAN: Bounds<Duration> = secs(1, DAY);
+    /// `AUTHD_HASH_CONCURRENCY`: hashing threads (19 MiB each while they hash).
+    pub const HASH_CONCURRENCY: Bounds<u64> = Bounds { min: 1, max: 256 };
+    /// `AUTHD_HASH_QUEUE`: logins waiting for a hashing thread (0: none wait).
+    pub const HASH_QUEUE: Bounds<u64> = Bounds {
+        min: 0,
+        max: 10_000,
+    };
+    /// `AUTHD_THROTTLE_USER_MAX` (the ASVS rule in `check_throttle` usually bounds it lower).
+    pub const THROTTLE_USER_MAX: Bounds<u64> = Bounds { min: 1, max: 100 };
+    /// `AUTHD_THROTTLE_ADDRESS_MAX`.
+    pub const THROTTLE_ADDRESS_MAX: Bounds<u64> = Bounds {
+        min: 1,
+        max: 10_000,
+    };
+}
+use ranges::Bounds;
+
 /// authd: a small, fast, secure JWT auth server.
+///
+/// `Debug` prints secrets as `[REDACTED]`: they are held in [`SecretString`] from the moment
+/// clap parses them.
 #[derive(Debug, Parser)]
 #[command(name = "authd", version, about, long_about = None)]
 pub struct Cli {
     /// What to do; without a subcommand, serve.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Read settings from this file instead of `./.env` (same `NAME=value` lines; real
+    /// environment variables still win). `.env` is never looked for in parent folders.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
     /// Settings of the server.
     #[command(flatten)]
     pub serve: ServeArgs,
@@ -84,14 +158,14 @@ pub struct ServeArgs {
     /// HMAC secret that signs tokens, 32 bytes or more. Prefer the environment variable or
     /// --secret-key-file: a flag's value is visible to every local user in `ps`.
     #[arg(long, env = "AUTHD_SECRET_KEY", hide_env_values = true)]
-    pub secret_key: Option<String>,
+    pub secret_key: Option<SecretString>,
     /// File holding the secret (a trailing newline is ignored).
     #[arg(long, env = "AUTHD_SECRET_KEY_FILE")]
     pub secret_key_file: Option<PathBuf>,
     /// Users file in htpasswd format (`name:hash` a line; argon2id or bcrypt hashes).
     #[arg(long, env = "AUTHD_USERS")]
     pub users: Option<PathBuf>,
-    /// Access-token lifetime: `30m`, `15m`, `1h`, or seconds.
+    /// Access-token lifetime: `30m`, `15m`, `1h`, or seconds; 1s to 24h.
     #[arg(long, env = "AUTHD_TOKEN_TTL", default_value = "30m")]
     pub token_ttl: String,
     /// Issuer (`iss`) put in tokens and required of them.
@@ -104,39 +178,42 @@ pub struct ServeArgs {
     /// loopback addresses only.
     #[arg(long, env = "AUTHD_DEMO")]
     pub demo: bool,
-    /// Password hashes computed at once (default: the number of cores).
+    /// Password hashes computed at once, 1 to 256 (default: the number of cores).
+    // Numbers are read as text and checked against `ranges` by `Config::from_args`, so that a
+    // bad one is refused like a bad duration: one line naming the variable and its range.
     #[arg(long, env = "AUTHD_HASH_CONCURRENCY")]
-    pub hash_concurrency: Option<usize>,
-    /// Logins that may wait for a hashing slot; beyond it, 503 "Server busy".
-    #[arg(long, env = "AUTHD_HASH_QUEUE", default_value_t = 32)]
-    pub hash_queue: usize,
-    /// Time a request may take from its headers to its answer (408 past it).
+    pub hash_concurrency: Option<String>,
+    /// Logins that may wait for a hashing slot, 0 to 10000; beyond it, 503 "Server busy".
+    #[arg(long, env = "AUTHD_HASH_QUEUE", default_value = "32")]
+    pub hash_queue: String,
+    /// Time a request may take from its headers to its answer (408 past it); 1s to 10m.
     #[arg(long, env = "AUTHD_REQUEST_TIMEOUT", default_value = "10s")]
     pub request_timeout: String,
-    /// Time a client has to send a request's headers; the connection is closed past it.
+    /// Time a client has to send a request's headers; the connection is closed past it; 1s to
+    /// 10m.
     #[arg(long, env = "AUTHD_HEADER_READ_TIMEOUT", default_value = "10s")]
     pub header_read_timeout: String,
     /// Where sessions and login counters live: `sqlite://data/authd.db` (the default; created on
     /// first start) or `postgres://user:password@host/db` for several instances. `--demo`
     /// without it keeps them in memory.
     #[arg(long, env = "AUTHD_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
-    /// Refresh-token lifetime: how long a session may go unused.
+    pub database_url: Option<SecretString>,
+    /// Refresh-token lifetime: how long a session may go unused; 1s to 365d.
     #[arg(long, env = "AUTHD_REFRESH_TTL", default_value = "14d")]
     pub refresh_ttl: String,
-    /// Absolute session lifetime from its login, however often it is refreshed.
+    /// Absolute session lifetime from its login, however often it is refreshed; 1s to 365d.
     #[arg(long, env = "AUTHD_SESSION_LIFETIME", default_value = "30d")]
     pub session_lifetime: String,
-    /// Failed logins allowed per username in one window; past it, a ban.
-    #[arg(long, env = "AUTHD_THROTTLE_USER_MAX", default_value_t = 5)]
-    pub throttle_user_max: u32,
-    /// Failed logins allowed per client address in one window; past it, a ban.
-    #[arg(long, env = "AUTHD_THROTTLE_ADDRESS_MAX", default_value_t = 20)]
-    pub throttle_address_max: u32,
-    /// The window failed logins are counted in.
+    /// Failed logins allowed per username in one window, 1 to 100; past it, a ban.
+    #[arg(long, env = "AUTHD_THROTTLE_USER_MAX", default_value = "5")]
+    pub throttle_user_max: String,
+    /// Failed logins allowed per client address in one window, 1 to 10000; past it, a ban.
+    #[arg(long, env = "AUTHD_THROTTLE_ADDRESS_MAX", default_value = "20")]
+    pub throttle_address_max: String,
+    /// The window failed logins are counted in; 1s to 24h.
     #[arg(long, env = "AUTHD_THROTTLE_WINDOW", default_value = "5m")]
     pub throttle_window: String,
-    /// How long a user or address is refused (429) once past its limit.
+    /// How long a user or address is refused (429) once past its limit; 1s to 24h.
     #[arg(long, env = "AUTHD_THROTTLE_BAN", default_value = "5m")]
     pub throttle_ban: String,
     /// Reverse proxies whose X-Forwarded-For is believed: IPs and CIDRs, comma-separated.
@@ -150,7 +227,7 @@ pub struct ServeArgs {
         hide_env_values = true,
         value_delimiter = ','
     )]
-    pub secret_key_previous: Vec<String>,
+    pub secret_key_previous: Vec<SecretString>,
     /// TLS certificate chain (PEM). With --tls-key, authd serves HTTPS; re-read on SIGHUP.
     #[arg(long, env = "AUTHD_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
@@ -182,11 +259,11 @@ pub struct TlsFiles {
 
 impl ServeArgs {
     /// The database URL: the configured one, else in memory for `--demo`, else the default file.
-    pub fn database_url(&self) -> String {
-        match &self.database_url {
-            Some(url) if !url.trim().is_empty() => url.trim().to_owned(),
-            _ if self.demo => MEMORY_DATABASE_URL.to_owned(),
-            _ => DEFAULT_DATABASE_URL.to_owned(),
+    pub fn database_url(&self) -> SecretString {
+        match self.database_url.as_ref().map(|u| u.expose_secret().trim()) {
+            Some(url) if !url.is_empty() => SecretString::from(url),
+            _ if self.demo => SecretString::from(MEMORY_DATABASE_URL),
+            _ => SecretString::from(DEFAULT_DATABASE_URL),
         }
     }
 }
@@ -312,6 +389,11 @@ pub enum ConfigError {
         "secret key is weak ({0} distinct bytes); make a random one with `openssl rand -base64 48`"
     )]
     WeakSecret(usize),
+    /// The secret is made of patterns an attacker tries first.
+    #[error(
+        "secret key is guessable: about {0} bits of guessing work for an attacker who tries words, keyboard walks, repeats and sequences, and {MIN_SECRET_BITS} are needed; make a random one with `openssl rand -base64 48`"
+    )]
+    GuessableSecret(u32),
     /// No users file outside demo mode.
     #[error(
         "no users file: set AUTHD_USERS to an htpasswd-format file (make lines with `authd hash-password`), or try `authd --demo`"
@@ -330,7 +412,7 @@ pub enum ConfigError {
     BadDuration {
         /// The variable.
         name: &'static str,
-        /// Its value.
+        /// Its value (cut to a few dozen characters).
         value: String,
         /// What is wrong.
         reason: String,
@@ -338,6 +420,30 @@ pub enum ConfigError {
     /// AUTHD_FORWARDED_URI_HEADER names no header /verify reads.
     #[error("AUTHD_FORWARDED_URI_HEADER: {0}")]
     BadForwardedUriHeader(#[from] BadForwardedUriHeader),
+    /// A number does not parse or is out of range.
+    #[error("{name} `{value}`: {reason}")]
+    BadNumber {
+        /// The variable.
+        name: &'static str,
+        /// Its value (cut to a few dozen characters).
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The settings file (`./.env` or `--env-file`) cannot be read.
+    #[error("cannot read settings file {path}: {source}")]
+    EnvFile {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A line of the settings file is not `NAME=value`. The line is not shown: it may hold a
+    /// secret.
+    #[error(
+        "settings file {0}: a line is not NAME=value (an unclosed quote, say); fix it or remove the file"
+    )]
+    EnvFileSyntax(String),
     /// An entry of AUTHD_TRUSTED_PROXIES does not parse.
     #[error("AUTHD_TRUSTED_PROXIES: {0}")]
     BadProxy(#[from] BadProxy),
@@ -369,7 +475,8 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Checks the flags and environment into a configuration.
+    /// Checks the flags and environment into a configuration. A secret file that group or others
+    /// may read is named in a warning (through `tracing`: set up logs first).
     pub fn from_args(args: ServeArgs) -> Result<Self, ConfigError> {
         let listen: SocketAddr = args
             .listen
@@ -378,10 +485,10 @@ impl Config {
         if args.demo && !listen.ip().is_loopback() {
             return Err(ConfigError::DemoNotLoopback(listen));
         }
-        let database_url = SecretString::from(args.database_url());
+        let database_url = args.database_url();
         let secret = match (args.secret_key, args.secret_key_file) {
             (Some(_), Some(_)) => return Err(ConfigError::TwoSecrets),
-            (Some(s), None) => Some(s.into_bytes()),
+            (Some(s), None) => Some(s.expose_secret().as_bytes().to_vec()),
             (None, Some(path)) => Some(read_secret_file(&path)?),
             (None, None) => None,
         };
@@ -398,27 +505,63 @@ impl Config {
             (false, Some(path)) => UsersSource::File(path),
             (false, None) => return Err(ConfigError::NoUsers),
         };
-        let ttl = parse_duration("AUTHD_TOKEN_TTL", &args.token_ttl)?;
-        if ttl > MAX_TOKEN_TTL {
-            return Err(ConfigError::BadDuration {
-                name: "AUTHD_TOKEN_TTL",
-                value: args.token_ttl,
-                reason: "longer than 24h; access tokens are meant to be short-lived".into(),
-            });
-        }
-        let request_timeout = parse_duration("AUTHD_REQUEST_TIMEOUT", &args.request_timeout)?;
-        let header_read_timeout =
-            parse_duration("AUTHD_HEADER_READ_TIMEOUT", &args.header_read_timeout)?;
+        let ttl = parse_duration("AUTHD_TOKEN_TTL", &args.token_ttl, ranges::TOKEN_TTL)?;
+        let request_timeout = parse_duration(
+            "AUTHD_REQUEST_TIMEOUT",
+            &args.request_timeout,
+            ranges::REQUEST_TIMEOUT,
+        )?;
+        let header_read_timeout = parse_duration(
+            "AUTHD_HEADER_READ_TIMEOUT",
+            &args.header_read_timeout,
+            ranges::HEADER_READ_TIMEOUT,
+        )?;
         let sessions = SessionSettings {
-            refresh_ttl: parse_duration("AUTHD_REFRESH_TTL", &args.refresh_ttl)?,
-            lifetime: parse_duration("AUTHD_SESSION_LIFETIME", &args.session_lifetime)?,
+            refresh_ttl: parse_duration(
+                "AUTHD_REFRESH_TTL",
+                &args.refresh_ttl,
+                ranges::REFRESH_TTL,
+            )?,
+            lifetime: parse_duration(
+                "AUTHD_SESSION_LIFETIME",
+                &args.session_lifetime,
+                ranges::SESSION_LIFETIME,
+            )?,
         };
         let throttle = ThrottleSettings {
-            user_max: args.throttle_user_max,
-            address_max: args.throttle_address_max,
-            window: parse_duration("AUTHD_THROTTLE_WINDOW", &args.throttle_window)?,
-            ban: parse_duration("AUTHD_THROTTLE_BAN", &args.throttle_ban)?,
+            user_max: parse_number(
+                "AUTHD_THROTTLE_USER_MAX",
+                &args.throttle_user_max,
+                ranges::THROTTLE_USER_MAX,
+            )?,
+            address_max: parse_number(
+                "AUTHD_THROTTLE_ADDRESS_MAX",
+                &args.throttle_address_max,
+                ranges::THROTTLE_ADDRESS_MAX,
+            )?,
+            window: parse_duration(
+                "AUTHD_THROTTLE_WINDOW",
+                &args.throttle_window,
+                ranges::THROTTLE_WINDOW,
+            )?,
+            ban: parse_duration(
+                "AUTHD_THROTTLE_BAN",
+                &args.throttle_ban,
+                ranges::THROTTLE_BAN,
+            )?,
         };
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let hash_concurrency = match args.hash_concurrency.as_deref() {
+            Some(n) if !n.trim().is_empty() => {
+                parse_number("AUTHD_HASH_CONCURRENCY", n, ranges::HASH_CONCURRENCY)?
+            }
+            // The default stays within the range on a machine of more cores than it allows.
+            _ => cores.clamp(
+                ranges::HASH_CONCURRENCY.min as usize,
+                ranges::HASH_CONCURRENCY.max as usize,
+            ),
+        };
+        let hash_queue = parse_number("AUTHD_HASH_QUEUE", &args.hash_queue, ranges::HASH_QUEUE)?;
         check_throttle(&throttle)?;
         let trusted_proxies = args
             .trusted_proxies
@@ -427,8 +570,8 @@ impl Config {
             .parse::<TrustedProxies>()?;
         let previous_secrets = args
             .secret_key_previous
-            .into_iter()
-            .map(|s| s.trim().to_owned())
+            .iter()
+            .map(|s| s.expose_secret().trim())
             .filter(|s| !s.is_empty())
             .enumerate()
             .map(|(i, s)| {
@@ -436,7 +579,7 @@ impl Config {
                     index: i + 1,
                     reason: Box::new(e),
                 })?;
-                Ok(SecretSlice::from(s.into_bytes()))
+                Ok(SecretSlice::from(s.as_bytes().to_vec()))
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
         let tls = match (args.tls_cert, args.tls_key) {
@@ -455,7 +598,6 @@ impl Config {
             .map(|s| s.parse().map_err(|_| ConfigError::BadMetricsListen(s)))
             .transpose()?;
         let forwarded_uri_header = args.forwarded_uri_header.parse::<ForwardedUriHeader>()?;
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Ok(Self {
             listen,
             secret: SecretSlice::from(secret),
@@ -470,8 +612,8 @@ impl Config {
                 header_read_timeout,
                 ..Limits::default()
             },
-            hash_concurrency: args.hash_concurrency.unwrap_or(cores).max(1),
-            hash_queue: args.hash_queue,
+            hash_concurrency,
+            hash_queue,
             demo: args.demo,
             database_url,
             store: StoreOptions::default(),
@@ -520,18 +662,54 @@ pub fn check_throttle(t: &ThrottleSettings) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn read_secret_file(path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
-    let mut bytes = std::fs::read(path).map_err(|source| ConfigError::SecretFile {
+/// Reads the secret file, warning when its mode lets group or others read it (mode checked on
+/// the opened file, so it is the file that was read).
+fn read_secret_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    let failed = |source| ConfigError::SecretFile {
         path: path.display().to_string(),
         source,
-    })?;
+    };
+    let mut file = std::fs::File::open(path).map_err(failed)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = file.metadata().map_err(failed)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                "secret key file {} is readable by group or others (mode {:o}); `chmod 600` it \
+                 and keep it owned by the user authd runs as",
+                path.display(),
+                mode & 0o777
+            );
+        }
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(failed)?;
     while matches!(bytes.last(), Some(b'\n' | b'\r')) {
         bytes.pop();
     }
     Ok(bytes)
 }
 
-/// Refuses short, placeholder and low-variety secrets.
+/// Loads `NAME=value` settings into the environment, before the command line is parsed: from
+/// `explicit` (`--env-file`) when given, which must then exist, else from `./.env` when there
+/// is one. Never from a parent folder: dotenvy's `dotenv()` walks up to `/`, so a `.env` two
+/// folders up could add a previous key an attacker knows. Variables already set win.
+pub fn load_env_file(explicit: Option<&Path>) -> Result<(), ConfigError> {
+    let path = explicit.unwrap_or(Path::new(".env"));
+    match dotenvy::from_path(path) {
+        Ok(()) => Ok(()),
+        Err(e) if explicit.is_none() && e.not_found() => Ok(()),
+        Err(dotenvy::Error::Io(source)) => Err(ConfigError::EnvFile {
+            path: path.display().to_string(),
+            source,
+        }),
+        // Not the error's own text: it quotes the line, which may hold a secret.
+        Err(_) => Err(ConfigError::EnvFileSyntax(path.display().to_string())),
+    }
+}
+
+/// Refuses short, placeholder, low-variety and guessable secrets.
 pub fn check_secret(secret: &[u8]) -> Result<(), ConfigError> {
     let lower = secret.to_ascii_lowercase();
     if PLACEHOLDERS
@@ -551,6 +729,15 @@ pub fn check_secret(secret: &[u8]) -> Result<(), ConfigError> {
     if distinct < MIN_DISTINCT_SECRET_BYTES {
         return Err(ConfigError::WeakSecret(distinct));
     }
+    // Bytes that are not UTF-8 (`head -c 48 /dev/urandom`) are not something a person typed,
+    // and zxcvbn reads text: they are judged by the checks above only.
+    if let Ok(text) = std::str::from_utf8(secret) {
+        let bits = strength::estimated_bits(text);
+        if bits < MIN_SECRET_BITS {
+            // Whole bits: the estimate's decimals would pretend to a precision it lacks.
+            return Err(ConfigError::GuessableSecret(bits as u32));
+        }
+    }
     Ok(())
 }
 
@@ -560,23 +747,70 @@ fn random_secret() -> Result<Vec<u8>, ConfigError> {
     Ok(bytes)
 }
 
-/// Parses `30m`, `1h30m`, `900s` or a bare number of seconds; zero is refused.
-pub fn parse_duration(name: &'static str, value: &str) -> Result<Duration, ConfigError> {
+/// Parses `30m`, `1h30m`, `900s` or a bare number of seconds, within `range`.
+pub fn parse_duration(
+    name: &'static str,
+    value: &str,
+    range: Bounds<Duration>,
+) -> Result<Duration, ConfigError> {
     let bad = |reason: String| ConfigError::BadDuration {
         name,
-        value: value.to_owned(),
+        value: shown(value),
         reason,
     };
+    let within = format!("from {} to {}", human(range.min), human(range.max));
     let v = value.trim();
     let d = match v.parse::<u64>() {
         Ok(secs) => Duration::from_secs(secs),
         Err(_) => humantime::parse_duration(v)
-            .map_err(|e| bad(format!("{e}; use e.g. `15m`, `1h` or seconds")))?,
+            .map_err(|e| bad(format!("{e}; use e.g. `15m`, `1h` or seconds, {within}")))?,
     };
-    if d.is_zero() {
-        return Err(bad("must be more than zero".into()));
+    if d < range.min || d > range.max {
+        return Err(bad(format!("out of range; use {within}")));
     }
     Ok(d)
+}
+
+/// Parses a whole number within `range`.
+pub fn parse_number<T: TryFrom<u64>>(
+    name: &'static str,
+    value: &str,
+    range: Bounds<u64>,
+) -> Result<T, ConfigError> {
+    let bad = |reason: String| ConfigError::BadNumber {
+        name,
+        value: shown(value),
+        reason,
+    };
+    let within = format!("from {} to {}", range.min, range.max);
+    let n: u64 = value
+        .trim()
+        .parse()
+        .map_err(|_| bad(format!("not a whole number; use one {within}")))?;
+    if n < range.min || n > range.max {
+        return Err(bad(format!("out of range; use {within}")));
+    }
+    T::try_from(n).map_err(|_| bad(format!("out of range; use {within}")))
+}
+
+/// A value as quoted in a refusal: cut short, so that a runaway value cannot flood the line.
+fn shown(value: &str) -> String {
+    const MAX_CHARS: usize = 40;
+    match value.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => format!("{}...", &value[..cut]),
+        None => value.to_owned(),
+    }
+}
+
+/// A duration in its largest whole unit (`10m`, `365d`), as the ranges are written.
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    for (unit, name) in [(86_400, "d"), (3_600, "h"), (60, "m")] {
+        if s >= unit && s.is_multiple_of(unit) {
+            return format!("{}{name}", s / unit);
+        }
+    }
+    format!("{s}s")
 }
 
 #[cfg(test)]
@@ -585,13 +819,71 @@ mod tests {
 
     #[test]
     fn durations_parse_in_human_and_second_forms() {
-        let p = |s| parse_duration("X", s).unwrap();
+        let p = |s| parse_duration("X", s, ranges::REFRESH_TTL).unwrap();
         assert_eq!(p("15m"), Duration::from_secs(900));
         assert_eq!(p("1h"), Duration::from_secs(3600));
         assert_eq!(p("90"), Duration::from_secs(90));
-        assert!(parse_duration("X", "0").is_err());
-        assert!(parse_duration("X", "soon").is_err());
+        assert!(parse_duration("X", "0", ranges::REFRESH_TTL).is_err());
+        assert!(parse_duration("X", "soon", ranges::REFRESH_TTL).is_err());
         assert_eq!(p("14d"), Duration::from_secs(14 * 86400));
+    }
+
+    #[test]
+    fn durations_and_numbers_are_accepted_at_the_edges_of_their_range_and_refused_past_them() {
+        let r = ranges::REQUEST_TIMEOUT;
+        let d = |v| parse_duration("AUTHD_REQUEST_TIMEOUT", v, r);
+        assert_eq!(d("1s").unwrap(), r.min);
+        assert_eq!(d("10m").unwrap(), r.max);
+        assert!(d("999ms").is_err());
+        assert!(d("601").is_err());
+        let err = d("18446744073709551615").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "AUTHD_REQUEST_TIMEOUT `18446744073709551615`: out of range; use from 1s to 10m"
+        );
+        assert_eq!(human(ranges::REFRESH_TTL.max), "365d");
+        let q = |v| parse_number::<usize>("AUTHD_HASH_QUEUE", v, ranges::HASH_QUEUE);
+        assert_eq!(q("0").unwrap(), 0);
+        assert_eq!(q("10000").unwrap(), 10_000);
+        for bad in ["10001", "-1", "1e3", "", "99999999999999999999999"] {
+            assert!(q(bad).is_err(), "{bad}");
+        }
+        let long = "9".repeat(10_000);
+        assert!(q(&long).unwrap_err().to_string().len() < 200);
+    }
+
+    #[test]
+    fn debug_output_of_the_parsed_command_line_never_shows_a_secret() {
+        let (secret, previous) = (
+            "pV7r2Qm9XkZ4sL1tB8nW3yH6cJ0fD5gA-uE2iO7aR4eT9wY1qU6oP3sD8fG0hJ5k",
+            "Nf3Wq8Zt1Lx6Rv0Kb5Yh9Jc2Mg7Pd4Sa-Ue1Io6Ar3Et8Wy0Qu5Op2Sd7Fg9Hj4Kl",
+        );
+        let cli = Cli::try_parse_from([
+            "authd",
+            "--secret-key",
+            secret,
+            "--secret-key-previous",
+            previous,
+            "--database-url",
+            "postgres://authd:db-pass-83hd7@db/authd",
+            "--users",
+            "users",
+        ])
+        .unwrap();
+        let shown = format!("{cli:?} {:?} {cli:#?}", cli.serve);
+        for s in [secret, previous, "db-pass-83hd7"] {
+            assert!(!shown.contains(s), "{s} in {shown}");
+        }
+        assert!(shown.contains("REDACTED"), "{shown}");
+        // The values are all there, for the code that needs them.
+        let config = Config::from_args(cli.serve).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.secret_bytes(), secret.as_bytes());
+        assert_eq!(config.previous_secret_bytes(), vec![previous.as_bytes()]);
+        assert_eq!(
+            config.database_url.expose_secret(),
+            "postgres://authd:db-pass-83hd7@db/authd"
+        );
+        assert!(!format!("{config:?}").contains("db-pass-83hd7"));
     }
 
     #[test]
@@ -611,8 +903,15 @@ mod tests {
     }
 
     #[test]
-    fn secrets_are_checked_for_length_placeholders_and_variety() {
+    fn secrets_are_checked_for_length_placeholders_variety_and_guessability() {
         assert!(check_secret(b"Kq3v9Zr1LmP0sT8wXy2B6nD4fG7hJ5cA").is_ok());
+        assert!(matches!(
+            check_secret(b"correct horse battery staple is a password"),
+            Err(ConfigError::GuessableSecret(_))
+        ));
+        // Random bytes that are not text pass on length and variety alone.
+        let bytes: Vec<u8> = (0..48u8).map(|i| i.wrapping_mul(97) | 0x80).collect();
+        assert!(check_secret(&bytes).is_ok());
         assert!(matches!(
             check_secret(b"short"),
             Err(ConfigError::ShortSecret(5))

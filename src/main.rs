@@ -6,14 +6,24 @@ use std::process::ExitCode;
 use authd::config::{Cli, Command};
 use authd::{Application, Config};
 use clap::Parser as _;
+use secrecy::ExposeSecret as _;
 
 fn main() -> ExitCode {
-    // A `.env` file in the working directory, when there is one; real environment variables win.
-    let _ = dotenvy::dotenv();
+    // The command line is read twice: first for `--env-file` (a bad command line, `--help` or
+    // `--version` ends here, before any file is read), then with the file's settings loaded.
+    let env_file = match Cli::try_parse() {
+        Ok(cli) => cli.env_file,
+        Err(e) => e.exit(),
+    };
+    if let Err(e) = authd::config::load_env_file(env_file.as_deref()) {
+        return fail(&e);
+    }
     let cli = Cli::parse();
     match cli.command {
         Some(Command::HashPassword) => hash_password(),
-        Some(Command::Sessions(command)) => sessions(&command, &cli.serve.database_url()),
+        Some(Command::Sessions(command)) => {
+            sessions(&command, cli.serve.database_url().expose_secret())
+        }
         None => serve(cli),
     }
 }
@@ -33,11 +43,12 @@ fn sessions(command: &authd::config::SessionsCommand, database_url: &str) -> Exi
 }
 
 fn serve(cli: Cli) -> ExitCode {
+    // Logs first: reading the configuration may warn (a secret file others can read).
+    let _logs = authd::telemetry::init();
     let config = match Config::from_args(cli.serve) {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
-    let _logs = authd::telemetry::init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => return fail(&e),

@@ -93,13 +93,22 @@ pub enum VerifyError {
     Invalid,
 }
 
-/// A freshly issued access token.
-#[derive(Debug, Clone)]
+/// A freshly issued access token. `Debug` does not show it.
+#[derive(Clone)]
 pub struct IssuedToken {
     /// The compact JWT.
     pub token: String,
     /// Seconds until it expires.
     pub expires_in: u64,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("token", &"[REDACTED]")
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
 }
 
 /// The `kid` (JWT header key ID) naming an HMAC secret: the first 8 bytes of the secret's SHA-256,
@@ -569,5 +578,13 @@ mod tests {
         let s = format!("{:?}", keys());
         assert!(s.contains("REDACTED"));
         assert!(!s.contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn debug_output_of_an_issued_token_does_not_show_it() {
+        let issued = keys().issue("user", NOW).unwrap();
+        let shown = format!("{issued:?}");
+        assert!(!shown.contains(&issued.token), "{shown}");
+        assert!(shown.contains("REDACTED"), "{shown}");
     }
 }

@@ -23,8 +23,8 @@ use crate::transport::parse_basic;
 /// within the request timeout, with the throttle's own wait.
 const HASH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// A successful login or refresh.
-#[derive(Debug, Serialize, ToSchema)]
+/// A successful login or refresh. `Debug` shows neither token.
+#[derive(Serialize, ToSchema)]
 pub struct LoginResponse {
     /// The access token (the tutorial's field): a compact HS256 JWT.
     #[schema(example = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJ1c2VyIjoidXNlciJ9.c2lnbmF0dXJl")]
@@ -37,6 +37,17 @@ pub struct LoginResponse {
     pub expires_in: u64,
     /// The refresh token: opaque, for `POST /refresh` and `POST /logout` only.
     pub refresh_token: String,
+}
+
+impl std::fmt::Debug for LoginResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginResponse")
+            .field("token", &"[REDACTED]")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("refresh_token", &"[REDACTED]")
+            .finish()
+    }
 }
 
 /// Checks the throttle, then the Basic credentials (one password hash, in the bounded pool), and

@@ -15,11 +15,18 @@ use crate::metrics::RefreshOutcome;
 use crate::sessions::SessionError;
 use crate::tokens;
 
-/// The body of `/refresh` and `/logout`: JSON, or the form of RFC 6749 §6.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// The body of `/refresh` and `/logout`: JSON, or the form of RFC 6749 §6. `Debug` does not
+/// show the token.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RefreshRequest {
     /// The refresh token from `/login` or the last `/refresh`.
     pub refresh_token: String,
+}
+
+impl std::fmt::Debug for RefreshRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefreshRequest { refresh_token: [REDACTED] }")
+    }
 }
 
 const EXPECTED: &str = "Expected a refresh_token: JSON {\"refresh_token\": \"...\"} or form grant_type=refresh_token&refresh_token=...";
@@ -162,6 +169,22 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         h
+    }
+
+    #[test]
+    fn debug_output_of_token_bodies_and_answers_shows_no_token() {
+        let request = RefreshRequest {
+            refresh_token: "rt-secret-1".into(),
+        };
+        let response = crate::http::login::LoginResponse {
+            token: "at-secret-2".into(),
+            token_type: "Bearer",
+            expires_in: 60,
+            refresh_token: "rt-secret-3".into(),
+        };
+        let shown = format!("{request:?} {response:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("expires_in: 60"), "{shown}");
     }
 
     #[test]

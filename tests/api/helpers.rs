@@ -19,7 +19,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// The secret every in-process test app signs with.
-pub const SECRET: &str = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz";
+pub const SECRET: &str = "test-CCPKteHUMt5wVR1u/h8XLrdXFvB2lWQYJ5LIkQKC";
 pub const USER: &str = "user";
 pub const PASSWORD: &str = "password";
 

@@ -84,7 +84,7 @@ async fn tampered_foreign_or_missing_tokens_get_authds_403_answers_from_the_exam
         &["--demo"],
         &[(
             "AUTHD_SECRET_KEY",
-            "another-secret-another-secret-0123456789",
+            "another-pLR3j25lIme09e1j+yoi3We3R/DurCso089B90Dm",
         )],
     )
     .await;

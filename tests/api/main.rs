@@ -5,6 +5,7 @@
 mod basic_auth;
 mod contract;
 mod deploy;
+mod hardening_config;
 mod hardening_login;
 mod hardening_tokens;
 mod helpers;

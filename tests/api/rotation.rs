@@ -7,7 +7,7 @@ use secrecy::SecretSlice;
 use crate::helpers::{Binary, SECRET, TestApp, now, password_hash, run_to_exit, spawn_app_with};
 
 const OLD: &str = "an-older-secret-9f8e7d6c5b4a3928170615243342";
-const OLDER: &str = "the-oldest-secret-zyxwvutsrqponmlkjihgfedcba";
+const OLDER: &str = "oldest-UF1P24T1bukSUUkeNOqC5v8YdU4SAM4cqsQRN7b5";
 const STRANGER: &str = "nobody-configured-this-secret-0123456789abcdef";
 
 /// The `kid` the README documents: `printf %s "$KEY" | sha256sum | cut -c1-16`.
