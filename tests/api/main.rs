@@ -4,6 +4,7 @@
 
 mod basic_auth;
 mod contract;
+mod hardening_resources;
 mod helpers;
 mod instances;
 mod interop;
