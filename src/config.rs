@@ -116,6 +116,14 @@ pub struct ServeArgs {
     /// Time a client has to send a request's headers; the connection is closed past it.
     #[arg(long, env = "AUTHD_HEADER_READ_TIMEOUT", default_value = "10s")]
     pub header_read_timeout: String,
+    /// Most connections open at once (default: the open-file limit, raised to its hard value at
+    /// start, minus a reserve). Past it, the connections idle the longest are closed.
+    #[arg(long, env = "AUTHD_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Request log lines written a second at most; the rest are counted in a summary line.
+    /// 0: no request lines.
+    #[arg(long, env = "AUTHD_ACCESS_LOG_RATE", default_value_t = DEFAULT_ACCESS_LOG_RATE)]
+    pub access_log_rate: u32,
     /// Where sessions and login counters live: `sqlite://data/authd.db` (the default; created on
     /// first start) or `postgres://user:password@host/db` for several instances. `--demo`
     /// without it keeps them in memory.
@@ -213,7 +221,15 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Time in-flight requests get to finish on shutdown.
     pub shutdown_grace: Duration,
+    /// Most connections open at once; `None`: as many as the open-file limit leaves room for.
+    pub max_connections: Option<usize>,
+    /// Request log lines written a second at most (0: none); the rest are counted.
+    pub access_log_rate: u32,
 }
+
+/// Request log lines a second by default: enough to follow a small service line by line, too few
+/// for a flood to fill a disk (about 40 KB a second).
+pub const DEFAULT_ACCESS_LOG_RATE: u32 = 100;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -226,6 +242,8 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
+            max_connections: None,
+            access_log_rate: DEFAULT_ACCESS_LOG_RATE,
         }
     }
 }
@@ -353,6 +371,9 @@ pub enum ConfigError {
     /// The metrics address does not parse.
     #[error("AUTHD_METRICS_LISTEN `{0}` is not an IP:PORT address (e.g. 127.0.0.1:9100)")]
     BadMetricsListen(String),
+    /// A connection cap of zero.
+    #[error("AUTHD_MAX_CONNECTIONS is 0; leave it unset for as many as the open-file limit allows")]
+    NoConnections,
     /// The OS gave no random bytes for the demo secret.
     #[error("cannot get random bytes for the demo secret: {0}")]
     Random(String),
@@ -457,6 +478,11 @@ impl Config {
             limits: Limits {
                 request_timeout,
                 header_read_timeout,
+                max_connections: match args.max_connections {
+                    Some(0) => return Err(ConfigError::NoConnections),
+                    n => n,
+                },
+                access_log_rate: args.access_log_rate,
                 ..Limits::default()
             },
             hash_concurrency: args.hash_concurrency.unwrap_or(cores).max(1),

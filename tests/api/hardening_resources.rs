@@ -4,7 +4,7 @@
 //! `ulimit -n 256` is in `tests/resilience`, which runs its tests one at a time.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::helpers::{Binary, PASSWORD, USER};
 
