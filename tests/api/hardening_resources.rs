@@ -129,3 +129,43 @@ async fn a_flood_of_long_unknown_paths_leaves_a_small_log_with_a_summary_and_eve
         &logs[..logs.len().min(4096)]
     );
 }
+
+#[tokio::test]
+async fn max_connections_caps_open_connections_closing_the_idle_ones_first() {
+    use tokio::io::AsyncReadExt as _;
+    let app = Binary::start(&["--demo"], &[("AUTHD_MAX_CONNECTIONS", "4")]).await;
+    let mut idle = Vec::new();
+    for _ in 0..10 {
+        idle.push(tokio::net::TcpStream::connect(app.addr()).await.unwrap());
+    }
+    let res = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        app.client.get(app.url("/healthz")).send(),
+    )
+    .await
+    .expect("/healthz unanswered within 3 s with 10 idle connections and a cap of 4")
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut open = 0;
+    for mut s in idle {
+        let mut b = [0u8; 1];
+        let read = tokio::time::timeout(std::time::Duration::from_millis(100), s.read(&mut b));
+        if read.await.is_err() {
+            open += 1;
+        }
+    }
+    // The cap holds /healthz's connection too.
+    assert!(
+        open < 4,
+        "{open} idle connections still open with a cap of 4"
+    );
+}
+
+#[tokio::test]
+async fn a_max_connections_of_zero_is_refused_at_start() {
+    let (code, _, stderr) =
+        crate::helpers::run_to_exit(&["--demo"], &[("AUTHD_MAX_CONNECTIONS", "0")], |_| {}).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("AUTHD_MAX_CONNECTIONS"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
