@@ -146,14 +146,17 @@ impl Connections {
     }
 
     /// A slot, once one is free: meanwhile the connection idle the longest is told to close
-    /// (and, if every connection is busy, again every [`RETRY_EVICTION`] until one is idle).
+    /// (unless one told earlier is still closing), and another every [`RETRY_EVICTION`] while
+    /// none frees its slot (every connection busy, or the one told finishing an answer).
     /// Returns how many connections were told to close besides the slot.
     pub(crate) async fn hold(self: &Arc<Self>) -> (Held, usize) {
         let mut evicted = 0;
+        let mut waited = false;
         loop {
-            if self.evicting.load(Ordering::Relaxed) == 0 && self.evict_oldest_idle() {
+            if (waited || self.evicting.load(Ordering::Relaxed) == 0) && self.evict_oldest_idle() {
                 evicted += 1;
             }
+            waited = true;
             let wait = Arc::clone(&self.slots).acquire_owned();
             // The semaphore is never closed; a timeout looks for an idle connection again.
             if let Ok(Ok(permit)) = tokio::time::timeout(RETRY_EVICTION, wait).await {
