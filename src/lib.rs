@@ -351,7 +351,8 @@ impl Application {
 fn connection_cap(config: &Config) -> usize {
     let configured = config.limits.max_connections;
     let Some((limit, before)) = server::raise_open_file_limit() else {
-        // No limit to read (not Linux): the setting, else a number any system allows.
+        // Not Linux: the limit is not read here (rustix is a Linux-only dependency), so the
+        // setting caps connections, else a generous default; set AUTHD_MAX_CONNECTIONS there.
         return configured.unwrap_or(10_000);
     };
     let cap = server::cap_for(limit, config.store.max_connections, configured);

@@ -74,7 +74,7 @@ pub struct EdgeConfig {
 
 /// Bytes of an unmatched path written in its request line; the rest is left out and counted
 /// (`…[+N bytes]`): a path may be as long as the head limit, and the log is not the attacker's.
-pub const MAX_LOGGED_PATH: usize = 256;
+const MAX_LOGGED_PATH: usize = 256;
 /// Bytes of a method written in a request line (an extension method may be any length).
 const MAX_LOGGED_METHOD: usize = 32;
 
