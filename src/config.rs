@@ -98,6 +98,16 @@ pub mod ranges {
         min: 1,
         max: 10_000,
     };
+    /// `AUTHD_MAX_CONNECTIONS` (it can only lower the cap the open-file limit sets).
+    pub const MAX_CONNECTIONS: Bounds<u64> = Bounds {
+        min: 1,
+        max: 1_000_000,
+    };
+    /// `AUTHD_ACCESS_LOG_RATE`: request lines a second (0: none).
+    pub const ACCESS_LOG_RATE: Bounds<u64> = Bounds {
+        min: 0,
+        max: 100_000,
+    };
 }
 use ranges::Bounds;
 
@@ -193,6 +203,15 @@ pub struct ServeArgs {
     /// 10m.
     #[arg(long, env = "AUTHD_HEADER_READ_TIMEOUT", default_value = "10s")]
     pub header_read_timeout: String,
+    /// Most connections open at once (default: the open-file limit, raised to its hard value at
+    /// start, minus a reserve). Past it, the connections idle the longest are closed; 1 to
+    /// 1000000.
+    #[arg(long, env = "AUTHD_MAX_CONNECTIONS")]
+    pub max_connections: Option<String>,
+    /// Request log lines written a second at most; the rest are counted in a summary line.
+    /// 0: no request lines; at most 100000.
+    #[arg(long, env = "AUTHD_ACCESS_LOG_RATE", default_value = "100")]
+    pub access_log_rate: String,
     /// Where sessions and login counters live: `sqlite://data/authd.db` (the default; created on
     /// first start) or `postgres://user:password@host/db` for several instances. `--demo`
     /// without it keeps them in memory.
@@ -295,7 +314,15 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Time in-flight requests get to finish on shutdown.
     pub shutdown_grace: Duration,
+    /// Most connections open at once; `None`: as many as the open-file limit leaves room for.
+    pub max_connections: Option<usize>,
+    /// Request log lines written a second at most (0: none); the rest are counted.
+    pub access_log_rate: u32,
 }
+
+/// Request log lines a second by default: enough to follow a small service line by line, too few
+/// for a flood to fill a disk (about 40 KB a second).
+pub const DEFAULT_ACCESS_LOG_RATE: u32 = 100;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -308,6 +335,8 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
+            max_connections: None,
+            access_log_rate: DEFAULT_ACCESS_LOG_RATE,
         }
     }
 }
@@ -610,6 +639,15 @@ impl Config {
             limits: Limits {
                 request_timeout,
                 header_read_timeout,
+                max_connections: args
+                    .max_connections
+                    .map(|n| parse_number("AUTHD_MAX_CONNECTIONS", &n, ranges::MAX_CONNECTIONS))
+                    .transpose()?,
+                access_log_rate: parse_number(
+                    "AUTHD_ACCESS_LOG_RATE",
+                    &args.access_log_rate,
+                    ranges::ACCESS_LOG_RATE,
+                )?,
                 ..Limits::default()
             },
             hash_concurrency,

@@ -172,6 +172,8 @@ pub struct Application {
     metrics: Arc<Metrics>,
     /// The separate metrics listener, when configured, with its router and bound address.
     metrics_server: Option<(TcpListener, http::HttpService, SocketAddr)>,
+    /// The open connections of both listeners, capped below the open-file limit.
+    connections: Arc<server::Connections>,
 }
 
 /// Connections the kernel may hold for us before we accept them: enough for a burst of a few
@@ -246,6 +248,7 @@ impl Application {
         };
         let router = http::router(state, &config.limits, metrics_server.is_none());
         let (listener, local_addr) = bind(config.listen).await?;
+        let connections = server::Connections::new(connection_cap(&config));
         Ok(Self {
             listener,
             router,
@@ -258,6 +261,7 @@ impl Application {
             reload,
             metrics,
             metrics_server,
+            connections,
         })
     }
 
@@ -315,11 +319,21 @@ impl Application {
             self.router,
             &self.limits,
             self.tls,
+            Arc::clone(&self.connections),
             stopped(stop_rx.clone()),
         );
         let side = async {
             if let Some((listener, router, _)) = self.metrics_server {
-                server::serve(listener, router, &self.limits, None, stopped(stop_rx)).await;
+                let connections = Arc::clone(&self.connections);
+                server::serve(
+                    listener,
+                    router,
+                    &self.limits,
+                    None,
+                    connections,
+                    stopped(stop_rx),
+                )
+                .await;
             }
         };
         let signal = async {
@@ -334,6 +348,27 @@ impl Application {
         cleanup.abort();
         self.sessions.store().close().await;
     }
+}
+
+/// The connection cap: below the open-file limit (its soft value first raised to the hard one),
+/// and below `AUTHD_MAX_CONNECTIONS` when set.
+fn connection_cap(config: &Config) -> usize {
+    let configured = config.limits.max_connections;
+    let Some((limit, before)) = server::raise_open_file_limit() else {
+        // Not Linux: the limit is not read here (rustix is a Linux-only dependency), so the
+        // setting caps connections, else a generous default; set AUTHD_MAX_CONNECTIONS there.
+        return configured.unwrap_or(10_000);
+    };
+    let cap = server::cap_for(limit, config.store.max_connections, configured);
+    if limit > before {
+        tracing::info!(
+            max_connections = cap,
+            "open-file limit raised from {before} to {limit}"
+        );
+    } else {
+        tracing::info!(max_connections = cap, "open-file limit {limit}");
+    }
+    cap
 }
 
 /// Every `interval`, deletes expired refresh tokens, dead sessions and stale throttle counters,

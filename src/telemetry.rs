@@ -6,8 +6,13 @@
 //! one system call per batch rather than per line (measured: per-line writes cost a sixth of
 //! `/protected`'s throughput, and a per-line hand-over to a writer thread still a tenth), and when
 //! the server is idle a line still goes out within [`GATHER`]. Should the writer fall behind (a
-//! blocked standard output), lines past [`MAX_PENDING`] bytes are dropped, and counted, rather
-//! than requests slowed or memory grown.
+//! blocked standard output), request lines past [`MAX_PENDING`] bytes are dropped, and counted,
+//! rather than requests slowed or memory grown; other lines (warnings, errors, start-up) have
+//! [`RESERVE`] more bytes, so a flood of requests cannot push them out.
+//!
+//! What an outsider can put in the log is bounded before it gets here: request lines are cut
+//! ([`Cut`]) and at most so many are written a second ([`AccessBudget`]); the rest are counted in
+//! a summary line.
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
@@ -15,7 +20,7 @@ use std::io::{IsTerminal as _, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -26,8 +31,11 @@ use tracing_subscriber::registry::LookupSpan;
 
 /// How long the writer gathers lines after the first one of a batch.
 pub const GATHER: Duration = Duration::from_millis(5);
-/// Most bytes waiting to be written; lines past it are dropped.
+/// Most bytes waiting to be written; request lines past it are dropped.
 pub const MAX_PENDING: usize = 4 * 1024 * 1024;
+/// Bytes past [`MAX_PENDING`] kept for every other line (warnings, errors): only an output
+/// blocked for long, under a flood of warnings, drops those, and the drop is counted.
+pub const RESERVE: usize = 4 * 1024 * 1024;
 
 /// Installs the global subscriber. Call once, from `main`, and keep the guard until exit: dropping
 /// it writes out what is still pending.
@@ -177,6 +185,98 @@ impl Visit for Fields<'_, '_> {
     }
 }
 
+/// At most `per_second` request lines a second, one atomic word for the whole process: the check
+/// is on every request's path, so it takes no lock. A second's count starts with its first line.
+#[derive(Debug)]
+pub struct AccessBudget {
+    per_second: u32,
+    /// The current second (since `epoch`) in the high half, lines admitted in it in the low half.
+    window: AtomicU64,
+    suppressed: AtomicU64,
+    epoch: Instant,
+}
+
+impl AccessBudget {
+    /// A budget of `per_second` lines a second (0: none).
+    pub fn new(per_second: u32) -> Self {
+        Self {
+            per_second,
+            window: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Whether a request line at `now` may be written; if not, it is counted as suppressed.
+    pub fn admit(&self, now: Instant) -> bool {
+        // Seconds wrap after 136 years; a line stamped a little before the current second (its
+        // request started earlier) counts in the current one.
+        let second =
+            u32::try_from(now.saturating_duration_since(self.epoch).as_secs() & 0xffff_ffff)
+                .unwrap_or(0);
+        let mut current = self.window.load(Ordering::Relaxed);
+        loop {
+            let (window, count) = ((current >> 32) as u32, current as u32);
+            let next = if window >= second {
+                if count >= self.per_second {
+                    self.suppressed.fetch_add(1, Ordering::Relaxed);
+                    return false;
+                }
+                current + 1
+            } else if self.per_second == 0 {
+                self.suppressed.fetch_add(1, Ordering::Relaxed);
+                return false;
+            } else {
+                (u64::from(second) << 32) | 1
+            };
+            match self.window.compare_exchange_weak(
+                current,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
+    /// Lines suppressed since the last call.
+    pub fn take_suppressed(&self) -> u64 {
+        self.suppressed.swap(0, Ordering::Relaxed)
+    }
+
+    /// Logs how many lines were suppressed since the last call, if any: called once a second.
+    pub fn report(&self) {
+        let n = self.take_suppressed();
+        if n > 0 {
+            tracing::info!(target: "authd::log", "{n} access lines suppressed in the last second");
+        }
+    }
+}
+
+/// A string for the log, cut after `max` bytes (at a character boundary) and marked
+/// `…[+N bytes]` with the length left out, so that an outsider's path cannot make a long line.
+#[derive(Debug, Clone, Copy)]
+pub struct Cut<'a>(pub &'a str, pub usize);
+
+impl std::fmt::Display for Cut<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Cut(text, max) = *self;
+        if text.len() <= max {
+            return f.write_str(text);
+        }
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        f.write_str(&text[..end])?;
+        f.write_str("…[+")?;
+        f.write_str(itoa::Buffer::new().format(text.len() - end))?;
+        f.write_str(" bytes]")
+    }
+}
+
 struct Pending {
     lines: Mutex<Vec<u8>>,
     wake: Condvar,
@@ -194,7 +294,12 @@ impl Pending {
 /// A [`MakeWriter`] whose lines a writer thread writes out in batches (see the module's
 /// documentation).
 #[derive(Clone)]
-pub struct BatchWriter(Arc<Pending>);
+pub struct BatchWriter {
+    pending: Arc<Pending>,
+    /// Bytes pending past which this writer's line is dropped: [`MAX_PENDING`] for request
+    /// lines, more for the others.
+    bound: usize,
+}
 
 impl BatchWriter {
     /// Starts the writer thread, writing to `out`.
@@ -214,28 +319,47 @@ impl BatchWriter {
             pending: Arc::clone(&pending),
             thread,
         };
-        (Self(pending), guard)
+        (
+            Self {
+                pending,
+                bound: MAX_PENDING + RESERVE,
+            },
+            guard,
+        )
     }
 
-    /// Lines dropped so far because the writer was [`MAX_PENDING`] bytes behind.
+    /// Lines dropped so far because the writer was too far behind.
     pub fn dropped(&self) -> u64 {
-        self.0.dropped.load(Ordering::Relaxed)
+        self.pending.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The writer for one line: a request line (`droppable`) is dropped past [`MAX_PENDING`]
+    /// pending bytes, any other past [`MAX_PENDING`] + [`RESERVE`].
+    pub fn for_line(&self, droppable: bool) -> Self {
+        Self {
+            pending: Arc::clone(&self.pending),
+            bound: if droppable {
+                MAX_PENDING
+            } else {
+                MAX_PENDING + RESERVE
+            },
+        }
     }
 }
 
 impl Write for BatchWriter {
     fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
-        let mut lines = self.0.lock();
-        if lines.len() + line.len() > MAX_PENDING {
+        let mut lines = self.pending.lock();
+        if lines.len() + line.len() > self.bound {
             drop(lines);
-            self.0.dropped.fetch_add(1, Ordering::Relaxed);
+            self.pending.dropped.fetch_add(1, Ordering::Relaxed);
             return Ok(line.len());
         }
         let was_empty = lines.is_empty();
         lines.extend_from_slice(line);
         drop(lines);
         if was_empty {
-            self.0.wake.notify_one();
+            self.pending.wake.notify_one();
         }
         Ok(line.len())
     }
@@ -251,6 +375,16 @@ impl<'a> MakeWriter<'a> for BatchWriter {
     fn make_writer(&'a self) -> Self {
         self.clone()
     }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self {
+        self.for_line(droppable(meta.target(), *meta.level()))
+    }
+}
+
+/// Whether a line may be dropped when the output falls behind: request lines, the ones a flood
+/// multiplies; never a warning or an error.
+fn droppable(target: &str, level: Level) -> bool {
+    target == ACCESS_TARGET && level > Level::WARN
 }
 
 fn write_batches<W: Write>(pending: &Pending, mut out: W) {
@@ -437,17 +571,18 @@ mod tests {
     }
 
     #[test]
-    fn a_blocked_output_drops_lines_past_the_bound_and_says_so() {
+    fn a_blocked_output_drops_request_lines_past_the_bound_keeps_warnings_and_says_so() {
         let gate = Arc::new((Mutex::new(false), Condvar::new()));
         let sink = Sink::default();
         let (writer, guard) = BatchWriter::spawn(Blocked(Arc::clone(&gate), sink.clone()));
         let line = [b'x'; 1023];
         let mut line = line.to_vec();
         line.push(b'\n');
+        let request_line = || writer.for_line(true);
         // The first batch goes to the blocked output; then the buffer fills up to its bound.
-        writer.make_writer().write_all(&line).unwrap();
+        request_line().write_all(&line).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !writer.0.lock().is_empty() {
+        while !writer.pending.lock().is_empty() {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the writer never took the batch"
@@ -456,14 +591,81 @@ mod tests {
         }
         let fits = MAX_PENDING / line.len();
         for _ in 0..fits + 100 {
-            writer.make_writer().write_all(&line).unwrap();
+            request_line().write_all(&line).unwrap();
         }
+        assert_eq!(writer.dropped(), 100);
+        // A warning still gets in, however many request lines are waiting.
+        writer
+            .for_line(false)
+            .write_all(b"WARN something to know\n")
+            .unwrap();
         assert_eq!(writer.dropped(), 100);
         *gate.0.lock().unwrap() = true;
         gate.1.notify_all();
         drop(guard);
         let out = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
         assert_eq!(out.matches('x').count(), (fits + 1) * 1023);
+        assert!(out.contains("WARN something to know\n"));
         assert!(out.ends_with("authd: 100 log lines dropped: standard output is not keeping up\n"));
+    }
+
+    #[test]
+    fn warnings_and_errors_are_never_written_as_droppable_request_lines() {
+        for (target, level, expected) in [
+            (ACCESS_TARGET, Level::INFO, true),
+            (ACCESS_TARGET, Level::DEBUG, true),
+            (ACCESS_TARGET, Level::WARN, false),
+            (ACCESS_TARGET, Level::ERROR, false),
+            ("authd::sessions", Level::INFO, false),
+            ("authd::log", Level::INFO, false),
+        ] {
+            assert_eq!(droppable(target, level), expected, "{target} {level}");
+        }
+    }
+
+    #[test]
+    fn the_access_budget_admits_its_rate_each_second_and_counts_the_rest() {
+        let budget = AccessBudget::new(100);
+        let start = budget.epoch;
+        let admitted = (0..250).filter(|_| budget.admit(start)).count();
+        assert_eq!(admitted, 100);
+        assert_eq!(budget.take_suppressed(), 150);
+        assert_eq!(budget.take_suppressed(), 0);
+        // A line of a request that started in the previous second counts in the current one.
+        let next = start + Duration::from_millis(1500);
+        let admitted = (0..150).filter(|_| budget.admit(next)).count();
+        assert_eq!(admitted, 100);
+        assert!(!budget.admit(start));
+        assert_eq!(budget.take_suppressed(), 51);
+        let none = AccessBudget::new(0);
+        assert!(!none.admit(none.epoch + Duration::from_secs(3)));
+        assert!(!none.admit(none.epoch));
+    }
+
+    #[test]
+    fn the_access_budget_holds_across_threads() {
+        let budget = Arc::new(AccessBudget::new(1000));
+        let start = budget.epoch;
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let budget = Arc::clone(&budget);
+                std::thread::spawn(move || (0..1000).filter(|_| budget.admit(start)).count())
+            })
+            .collect();
+        let admitted: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(admitted, 1000);
+        assert_eq!(budget.take_suppressed(), 3000);
+    }
+
+    #[test]
+    fn a_long_string_is_cut_with_a_marker_saying_how_much_is_left_out() {
+        assert_eq!(Cut("/short", 256).to_string(), "/short");
+        let long = format!("/{}", "a".repeat(1000));
+        assert_eq!(
+            Cut(&long, 256).to_string(),
+            format!("{}…[+745 bytes]", &long[..256])
+        );
+        // Never in the middle of a character.
+        assert_eq!(Cut("aé", 2).to_string(), "a…[+2 bytes]");
     }
 }

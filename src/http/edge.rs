@@ -1,8 +1,8 @@
 //! What every request goes through before and after routing, as one hand-written tower service
 //! around the router: head-size limits and the body limit, the request timeout, a caught panic,
 //! the JSON rewrite of plain-text error answers, the latency histogram by route, the one-line
-//! request log, the peer address handed to handlers, and a pause for connections told to retry
-//! later.
+//! request log (paths cut, so many lines a second), the peer address handed to handlers, and a
+//! pause for connections told to retry later.
 //!
 //! One layer rather than a stack of tower-http and `from_fn` layers because this is on the hot
 //! path of every token check: a stack of `Router::layer`s boxes and clones the whole stack per
@@ -31,6 +31,7 @@ use tower::Service;
 use super::error::ApiError;
 use super::json::message;
 use crate::metrics::Metrics;
+use crate::telemetry::{ACCESS_TARGET, AccessBudget, Cut};
 
 /// Marks an error answer whose body is exactly what its handler made, such as `/verify`'s empty
 /// 401 that a proxy could otherwise pass on to its client: the JSON rewrite leaves it alone.
@@ -67,7 +68,15 @@ pub struct EdgeConfig {
     pub routes: Vec<String>,
     /// Where latencies are recorded, if anywhere.
     pub metrics: Option<Arc<Metrics>>,
+    /// Request lines written a second at most; the rest are counted.
+    pub access_log: AccessBudget,
 }
+
+/// Bytes of an unmatched path written in its request line; the rest is left out and counted
+/// (`…[+N bytes]`): a path may be as long as the head limit, and the log is not the attacker's.
+const MAX_LOGGED_PATH: usize = 256;
+/// Bytes of a method written in a request line (an extension method may be any length).
+const MAX_LOGGED_METHOD: usize = 32;
 
 /// How long a connection whose last answer said `Retry-After` (503 "Server busy", 429) waits before
 /// its next request is looked at. The answer itself goes out at once; a client that honours
@@ -92,6 +101,7 @@ impl EdgeConfig {
             request_timeout: limits.request_timeout,
             routes,
             metrics,
+            access_log: AccessBudget::new(limits.access_log_rate),
         }
     }
 }
@@ -144,6 +154,12 @@ impl<S> Edge<S> {
     /// The wrapped service (the router).
     pub fn inner(&self) -> &S {
         &self.inner
+    }
+
+    /// Logs how many request lines were left out since the last call, if any (the accept loop
+    /// calls it once a second).
+    pub fn report_suppressed_lines(&self) {
+        self.config.access_log.report();
     }
 
     /// The same service for one connection from `peer`: handlers find the address as
@@ -257,10 +273,14 @@ struct LogEntry {
 
 impl LogEntry {
     fn finish(self, status: StatusCode) {
-        let latency = self.start.elapsed();
+        let now = Instant::now();
+        let latency = now.saturating_duration_since(self.start);
         let route = self.route.and_then(|i| self.config.routes.get(i));
         if let Some(m) = &self.config.metrics {
             m.request_duration(route.map(String::as_str), latency);
+        }
+        if !self.config.access_log.admit(now) {
+            return;
         }
         let path = match (route, &self.unmatched) {
             (Some(r), _) => r.as_str(),
@@ -268,9 +288,9 @@ impl LogEntry {
             (None, None) => "",
         };
         tracing::info!(
-            target: "authd::http",
-            method = %self.method,
-            path = %path,
+            target: ACCESS_TARGET,
+            method = %Cut(self.method.as_str(), MAX_LOGGED_METHOD),
+            path = %Cut(path, MAX_LOGGED_PATH),
             status = status.as_u16(),
             latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
             "served"

@@ -354,7 +354,34 @@ impl Binary {
     }
 
     pub async fn start_in(dir: tempfile::TempDir, args: &[&str], envs: &[(&str, &str)]) -> Binary {
-        let mut cmd = binary_command(dir.path());
+        let cmd = binary_command(dir.path());
+        Self::start_command(cmd, dir, args, envs).await
+    }
+
+    /// Starts the binary as [`Binary::start`] does, but through `sh -c '<shell>; exec authd ...'`,
+    /// for what only the shell can set before the process starts (`ulimit -n 256`).
+    pub async fn start_after_shell(shell: &str, args: &[&str], envs: &[(&str, &str)]) -> Binary {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sh = Command::new("sh");
+        sh.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .arg("-c")
+            .arg(format!("{shell}; exec \"$0\" \"$@\""))
+            .arg(binary_path());
+        // `exec` keeps the process id: `child.id()` and signals reach authd itself.
+        Self::start_command(sh, dir, args, envs).await
+    }
+
+    async fn start_command(
+        mut cmd: Command,
+        dir: tempfile::TempDir,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Binary {
         cmd.args(args)
             .env("AUTHD_LISTEN", "127.0.0.1:0")
             .envs(envs.iter().copied())

@@ -7,6 +7,7 @@ mod contract;
 mod deploy;
 mod hardening_config;
 mod hardening_login;
+mod hardening_resources;
 mod hardening_tokens;
 mod helpers;
 mod instances;

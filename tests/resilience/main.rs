@@ -398,3 +398,91 @@ async fn sigterm_under_load_finishes_in_flight_requests_and_exits_zero() {
         .unwrap();
     assert_eq!(status.code(), Some(0), "{}", app.output());
 }
+
+/// Issue #10, point 12: under `ulimit -n 256`, 300 idle connections (half of them after a
+/// keep-alive request, half having sent nothing) must not make the server unanswerable: the
+/// connection cap closes the connections idle the longest, well before the header timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_ulimit_256_three_hundred_idle_connections_leave_healthz_answered() {
+    let _one = serial().await;
+    let nofile = 256;
+    let app = Binary::start_after_shell(&format!("ulimit -n {nofile}"), &["--demo"], &[]).await;
+    let addr = addr_of(&app);
+    // The header timeout (10 s by default) must not be what frees the descriptors.
+    let started = Instant::now();
+    let mut idle = Vec::new();
+    for i in 0..300 {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        if i < 150 {
+            // A complete keep-alive request, answered, then silence.
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: authd\r\n\r\n")
+                .await
+                .unwrap();
+            let mut buf = Vec::new();
+            let status =
+                tokio::time::timeout(Duration::from_secs(3), read_answer(&mut stream, &mut buf))
+                    .await
+                    .unwrap_or_else(|_| panic!("connection {i}: no answer within 3 s"))
+                    .unwrap();
+            assert_eq!(status, 200, "connection {i}");
+        }
+        idle.push(stream);
+    }
+    let fresh = tokio::time::timeout(
+        Duration::from_secs(3),
+        app.client.get(app.url("/healthz")).send(),
+    )
+    .await
+    .expect("/healthz unanswered within 3 s while 300 idle connections are held")
+    .unwrap();
+    assert_eq!(fresh.status(), 200);
+    let answered = started.elapsed();
+    assert!(
+        answered < Duration::from_secs(8),
+        "too slow to tell the cap from the 10 s header timeout: {answered:?}"
+    );
+    // Which of the idle connections did the server close? Those idle the longest: the first ones.
+    // (A closed one reads end-of-file at once; all are looked at together.)
+    let checks: Vec<_> = idle
+        .into_iter()
+        .map(|mut s| {
+            tokio::spawn(async move {
+                let mut b = [0u8; 16];
+                matches!(
+                    tokio::time::timeout(Duration::from_millis(200), s.read(&mut b)).await,
+                    Ok(Ok(0) | Err(_))
+                )
+            })
+        })
+        .collect();
+    let mut closed = Vec::new();
+    for (i, check) in checks.into_iter().enumerate() {
+        if check.await.unwrap() {
+            closed.push(i);
+        }
+    }
+    eprintln!(
+        "{} of 300 idle connections closed by the server; /healthz answered {answered:?} after the first connect",
+        closed.len()
+    );
+    // 300 sockets cannot all be open within 256 descriptors.
+    assert!(
+        closed.len() > 300 - nofile,
+        "only {} idle connections closed",
+        closed.len()
+    );
+    let still_open: Vec<usize> = (0..300).filter(|i| !closed.contains(i)).collect();
+    if let (Some(last_closed), Some(first_open)) = (closed.last(), still_open.first()) {
+        assert!(
+            last_closed < first_open,
+            "not the oldest idle connections were closed: closed {closed:?}"
+        );
+    }
+    let output = app.output();
+    let emfile = output.matches("Too many open files").count();
+    assert!(
+        emfile <= 1,
+        "{emfile} lines about running out of descriptors:\n{output}"
+    );
+}
