@@ -402,6 +402,7 @@ impl Config {
         let sessions = SessionSettings {
             refresh_ttl: parse_duration("AUTHD_REFRESH_TTL", &args.refresh_ttl)?,
             lifetime: parse_duration("AUTHD_SESSION_LIFETIME", &args.session_lifetime)?,
+            ..SessionSettings::default()
         };
         let throttle = ThrottleSettings {
             user_max: args.throttle_user_max,

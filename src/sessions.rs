@@ -14,6 +14,9 @@ use crate::store::{Store, StoreError, digest, hex};
 /// Length of a refresh token: 32 random bytes in unpadded base64url.
 pub const REFRESH_TOKEN_LEN: usize = 43;
 
+/// Default of [`SessionSettings::max_per_user`] (`AUTHD_MAX_SESSIONS_PER_USER`).
+pub const DEFAULT_MAX_SESSIONS_PER_USER: u32 = 100;
+
 /// Lifetimes of refresh tokens and of the sessions they belong to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionSettings {
@@ -21,6 +24,8 @@ pub struct SessionSettings {
     pub refresh_ttl: Duration,
     /// Absolute lifetime of a session, counted from its login, however often it is refreshed.
     pub lifetime: Duration,
+    /// Most live sessions one user may hold; a login past it ends that user's oldest.
+    pub max_per_user: u32,
 }
 
 impl Default for SessionSettings {
@@ -28,6 +33,7 @@ impl Default for SessionSettings {
         Self {
             refresh_ttl: Duration::from_secs(14 * 24 * 60 * 60),
             lifetime: Duration::from_secs(30 * 24 * 60 * 60),
+            max_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
         }
     }
 }

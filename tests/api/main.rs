@@ -4,6 +4,7 @@
 
 mod basic_auth;
 mod contract;
+mod hardening_store;
 mod helpers;
 mod instances;
 mod interop;

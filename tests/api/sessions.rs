@@ -23,6 +23,7 @@ async fn sessions(db: &TestDb) -> Sessions {
         SessionSettings {
             refresh_ttl: Duration::from_secs(14 * DAY as u64),
             lifetime: Duration::from_secs(30 * DAY as u64),
+            ..SessionSettings::default()
         },
     )
 }
