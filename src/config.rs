@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 use crate::proxies::{BadProxy, TrustedProxies};
-use crate::sessions::SessionSettings;
+use crate::sessions::{MAX_SESSIONS_PER_USER, SessionSettings};
 use crate::store::{DEFAULT_DATABASE_URL, MEMORY_DATABASE_URL, StoreOptions};
 use crate::throttle::{ASVS_MAX_FAILURES_PER_HOUR, ThrottleSettings};
 use crate::tokens::TokenSettings;
@@ -127,6 +127,9 @@ pub struct ServeArgs {
     /// Absolute session lifetime from its login, however often it is refreshed.
     #[arg(long, env = "AUTHD_SESSION_LIFETIME", default_value = "30d")]
     pub session_lifetime: String,
+    /// Most live sessions per user, 1 to 10000; a login past it ends that user's oldest session.
+    #[arg(long, env = "AUTHD_MAX_SESSIONS_PER_USER", default_value = "100")]
+    pub max_sessions_per_user: String,
     /// Failed logins allowed per username in one window; past it, a ban.
     #[arg(long, env = "AUTHD_THROTTLE_USER_MAX", default_value_t = 5)]
     pub throttle_user_max: u32,
@@ -331,6 +334,11 @@ pub enum ConfigError {
     /// An entry of AUTHD_TRUSTED_PROXIES does not parse.
     #[error("AUTHD_TRUSTED_PROXIES: {0}")]
     BadProxy(#[from] BadProxy),
+    /// AUTHD_MAX_SESSIONS_PER_USER is not a number in range.
+    #[error(
+        "AUTHD_MAX_SESSIONS_PER_USER `{0}`: must be a whole number from 1 to 10000 (default 100)"
+    )]
+    BadMaxSessions(String),
     /// Throttle limits that are zero or too loose.
     #[error("{0}")]
     BadThrottle(String),
@@ -402,7 +410,13 @@ impl Config {
         let sessions = SessionSettings {
             refresh_ttl: parse_duration("AUTHD_REFRESH_TTL", &args.refresh_ttl)?,
             lifetime: parse_duration("AUTHD_SESSION_LIFETIME", &args.session_lifetime)?,
-            ..SessionSettings::default()
+            max_per_user: args
+                .max_sessions_per_user
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| MAX_SESSIONS_PER_USER.contains(n))
+                .ok_or(ConfigError::BadMaxSessions(args.max_sessions_per_user))?,
         };
         let throttle = ThrottleSettings {
             user_max: args.throttle_user_max,

@@ -63,7 +63,11 @@ async fn refresh_token(res: reqwest::Response) -> String {
 async fn sqlite_database_and_its_wal_and_shm_files_are_readable_by_the_owner_only() {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("users"), format!("user:{}\n", password_hash())).unwrap();
+    std::fs::write(
+        dir.path().join("users"),
+        format!("user:{}\n", password_hash()),
+    )
+    .unwrap();
     let db = dir.path().join("data").join("authd.db");
     let url = format!("sqlite://{}", db.display());
     let app = Binary::start_in(
@@ -94,7 +98,7 @@ on_both_engines!(
     two_thousand_refreshes_of_one_session_keep_as_many_rows_as_one_and_still_catch_reuse,
     a_login_past_the_per_user_cap_ends_that_users_oldest_session_only,
     schema_dropped_under_a_running_server_is_recreated_and_healthz_never_says_ok_without_it,
-    no_refresh_answers_200_after_the_logout_of_its_session_answered_204,
+    racing_refresh_and_logout_200_times_always_ends_the_session,
 );
 
 async fn two_thousand_refreshes_of_one_session_keep_as_many_rows_as_one_and_still_catch_reuse(
@@ -249,7 +253,10 @@ async fn schema_dropped_under_a_running_server_is_recreated_and_healthz_never_sa
             // ... and `ok` is only ever said when the tables are there.
             assert!(sessions_table_exists(&db).await, "healthz said ok: {h}");
         } else {
-            assert_eq!(h, serde_json::json!({"status": "degraded", "store": "unavailable"}));
+            assert_eq!(
+                h,
+                serde_json::json!({"status": "degraded", "store": "unavailable"})
+            );
         }
         let res = app.login("user", "password").await;
         if res.status() == 200 {
@@ -274,8 +281,8 @@ async fn schema_dropped_under_a_running_server_is_recreated_and_healthz_never_sa
 
 #[tokio::test]
 async fn healthz_says_unavailable_while_the_sessions_table_is_locked_on_postgres() {
-    let Some(db) = TestDb::postgres("healthz_says_unavailable_while_the_sessions_table_is_locked")
-        .await
+    let Some(db) =
+        TestDb::postgres("healthz_says_unavailable_while_the_sessions_table_is_locked").await
     else {
         return;
     };
@@ -310,7 +317,101 @@ async fn healthz_says_unavailable_while_the_sessions_table_is_locked_on_postgres
 
 // ---- 18: refresh racing logout -----------------------------------------------------------
 
-async fn no_refresh_answers_200_after_the_logout_of_its_session_answered_204(db: TestDb) {
+/// Backends of the PostgreSQL server waiting for a lock `blocker` (a backend's pid) holds,
+/// directly or behind another such waiter.
+async fn waiting_behind(conn: &mut sqlx::AnyConnection, blocker: i32) -> i64 {
+    use sqlx::Row as _;
+    sqlx::query(
+        "WITH direct AS (SELECT pid FROM pg_stat_activity \
+                         WHERE $1 = ANY(pg_blocking_pids(pid))) \
+         SELECT CAST(COUNT(*) AS BIGINT) AS n FROM pg_stat_activity a \
+         WHERE a.pid IN (SELECT pid FROM direct) \
+         OR EXISTS (SELECT 1 FROM direct d WHERE d.pid = ANY(pg_blocking_pids(a.pid)))",
+    )
+    .bind(blocker)
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap()
+    .get("n")
+}
+
+/// The reviewer's interleaving, made certain: the session's row is locked, a logout queues for
+/// it, then a refresh; when the lock goes, the logout commits first. The refresh must not then
+/// answer 200 (it did: it had spent its token before it waited, and carried on after).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_that_waited_behind_a_logout_on_postgres_does_not_answer_200() {
+    use sqlx::Row as _;
+    let Some(db) =
+        TestDb::postgres("a_refresh_that_waited_behind_a_logout_on_postgres_does_not_answer_200")
+            .await
+    else {
+        return;
+    };
+    let app = spawn_app_on(&db, |_, _| {}).await;
+    for trial in 0..5 {
+        let token = refresh_token(app.login("user", "password").await).await;
+        let mut locker = connect(&db).await;
+        let pid: i32 = sqlx::query("SELECT pg_backend_pid() AS pid")
+            .fetch_one(&mut locker)
+            .await
+            .unwrap()
+            .get("pid");
+        sqlx::raw_sql("BEGIN; SELECT id FROM session_families FOR UPDATE")
+            .execute(&mut locker)
+            .await
+            .unwrap();
+        let post = |path: &'static str| {
+            let (client, url, token) = (app.client.clone(), app.url(path), token.clone());
+            tokio::spawn(async move {
+                let res = client
+                    .post(url)
+                    .json(&serde_json::json!({ "refresh_token": token }))
+                    .send()
+                    .await
+                    .unwrap();
+                (res.status().as_u16(), Instant::now())
+            })
+        };
+        let mut watcher = connect(&db).await;
+        let logout = post("/logout");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while waiting_behind(&mut watcher, pid).await < 1 {
+            assert!(
+                Instant::now() < deadline,
+                "trial {trial}: the logout never waited"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let refresh = post("/refresh");
+        // The refresh waits too: on the row, or on the logout queued for it.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while waiting_behind(&mut watcher, pid).await < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "trial {trial}: the refresh never waited"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        sqlx::raw_sql("COMMIT").execute(&mut locker).await.unwrap();
+        let (l_status, l_at) = logout.await.unwrap();
+        let (r_status, r_at) = refresh.await.unwrap();
+        assert_eq!(l_status, 204);
+        assert!(
+            r_status != 200 || r_at < l_at,
+            "trial {trial}: the refresh answered 200 after the logout's 204"
+        );
+        assert_eq!(r_status, 401, "trial {trial}");
+        let _ = watcher.close().await;
+        let _ = locker.close().await;
+    }
+}
+
+/// 200 free races. Which commits first is up to chance; either way the session ends. Completion
+/// order is not asserted here: a refresh that committed first answers within microseconds of a
+/// logout that waited for it, on another connection, and which of two such answers the client
+/// reads first is the scheduler's choice, not the server's (the interleaving of the issue, where
+/// the refresh commits after the logout, is forced in the test above).
+async fn racing_refresh_and_logout_200_times_always_ends_the_session(db: TestDb) {
     const TRIALS: usize = 200;
     let app = spawn_app_on(&db, |_, _| {}).await;
     // The sessions are started through the library, on the same database: 200 logins would
@@ -334,7 +435,11 @@ async fn no_refresh_answers_200_after_the_logout_of_its_session_answered_204(db:
             let at = Instant::now();
             let status = res.status().as_u16();
             let body: serde_json::Value = res.json().await.unwrap_or_default();
-            (status, at, body["refresh_token"].as_str().map(str::to_owned))
+            (
+                status,
+                at,
+                body["refresh_token"].as_str().map(str::to_owned),
+            )
         };
         let logout = async {
             // Half the trials give the refresh a head start of a few hundred microseconds, so
@@ -350,7 +455,10 @@ async fn no_refresh_answers_200_after_the_logout_of_its_session_answered_204(db:
         };
         let ((r_status, r_at, next), (l_status, l_at)) = tokio::join!(refresh, logout);
         assert_eq!(l_status, 204);
-        assert!(r_status == 200 || r_status == 401, "refresh answered {r_status}");
+        assert!(
+            r_status == 200 || r_status == 401,
+            "refresh answered {r_status}"
+        );
         if r_status == 200 {
             refreshed += 1;
             if r_at > l_at {
@@ -362,12 +470,7 @@ async fn no_refresh_answers_200_after_the_logout_of_its_session_answered_204(db:
         }
     }
     eprintln!(
-        "{}: {refreshed} of {TRIALS} refreshes answered 200 first, {late_200s} after the logout's 204",
-        db.engine
-    );
-    assert_eq!(
-        late_200s, 0,
-        "refreshes answered 200 after their session's logout answered 204, on {}",
+        "{}: {refreshed} of {TRIALS} refreshes answered 200, {late_200s} read after the logout's 204",
         db.engine
     );
 }
