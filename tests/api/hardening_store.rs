@@ -16,7 +16,13 @@ const SECRET: &str = "Zq8s0vB3nW6yT1xK4mR7pL2cF5hJ9dG0aE3uI6oN";
 /// A connection of the test's own to `db`, beside the app's.
 async fn connect(db: &TestDb) -> sqlx::AnyConnection {
     sqlx::any::install_default_drivers();
-    sqlx::AnyConnection::connect(&db.url).await.unwrap()
+    // A SQLite file the app has not made yet is made here.
+    let url = if db.engine == "sqlite" {
+        format!("{}?mode=rwc", db.url)
+    } else {
+        db.url.clone()
+    };
+    sqlx::AnyConnection::connect(&url).await.unwrap()
 }
 
 /// Rows in every table of the schema but sqlx's bookkeeping: what the server keeps.
@@ -99,6 +105,7 @@ on_both_engines!(
     a_login_past_the_per_user_cap_ends_that_users_oldest_session_only,
     schema_dropped_under_a_running_server_is_recreated_and_healthz_never_says_ok_without_it,
     racing_refresh_and_logout_200_times_always_ends_the_session,
+    a_database_from_before_the_upgrade_keeps_its_sessions_and_their_reuse_detection,
 );
 
 async fn two_thousand_refreshes_of_one_session_keep_as_many_rows_as_one_and_still_catch_reuse(
@@ -182,6 +189,84 @@ async fn max_sessions_per_user_outside_1_to_10000_is_refused_at_start() {
             "{bad}: {stderr}"
         );
     }
+}
+
+/// A refresh token as authd 0.1 made them, and its stored digest.
+fn legacy_token() -> (String, String) {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).unwrap();
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let digest = sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (token, digest)
+}
+
+async fn a_database_from_before_the_upgrade_keeps_its_sessions_and_their_reuse_detection(
+    db: TestDb,
+) {
+    // The schema of migration 0001 alone, applied by sqlx from a directory holding just it, with
+    // two sessions as it kept them: a spent token and the current one each.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/0001_sessions.sql"),
+        dir.path().join("0001_sessions.sql"),
+    )
+    .unwrap();
+    let mut conn = connect(&db).await;
+    sqlx::migrate::Migrator::new(dir.path())
+        .await
+        .unwrap()
+        .run(&mut conn)
+        .await
+        .unwrap();
+    let now = crate::helpers::now();
+    let mut sessions = Vec::new();
+    for family in ["f1", "f2"] {
+        let (spent, spent_digest) = legacy_token();
+        let (current, current_digest) = legacy_token();
+        sqlx::query("INSERT INTO session_families VALUES ($1, 'user', $2, $2, $3, NULL)")
+            .bind(family)
+            .bind(now - 60)
+            .bind(now + 86_400)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        for (digest, used) in [(&spent_digest, Some(now - 30)), (&current_digest, None)] {
+            sqlx::query("INSERT INTO refresh_tokens VALUES ($1, $2, $3, $4, $5)")
+                .bind(digest)
+                .bind(family)
+                .bind(now - 60)
+                .bind(now + 3_600)
+                .bind(used)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        sessions.push((spent, current));
+    }
+    let _ = conn.close().await;
+
+    let app = spawn_app_on(&db, |_, _| {}).await;
+    // The current token of the first session refreshes, and then the chain goes on ...
+    let (spent1, current1) = &sessions[0];
+    let next = refresh_token(app.refresh(current1).await).await;
+    let after = refresh_token(app.refresh(&next).await).await;
+    // ... while every earlier token, from before the upgrade or after, is reuse and ends it.
+    assert_eq!(app.refresh(spent1).await.status(), 401);
+    assert_eq!(app.refresh(&after).await.status(), 401, "on {}", db.engine);
+    // The second: a spent token from before the upgrade, presented first, ends it too.
+    let (spent2, current2) = &sessions[1];
+    assert_eq!(app.refresh(spent2).await.status(), 401);
+    assert_eq!(
+        app.refresh(current2).await.status(),
+        401,
+        "on {}",
+        db.engine
+    );
 }
 
 // ---- 17: the schema gone under a running server ------------------------------------------
