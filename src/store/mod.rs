@@ -212,7 +212,7 @@ impl Store {
 
     /// Applies the migrations again after a query found a table missing (the database dropped
     /// and made again under us, say). One caller at a time; the others wait for its outcome, and
-    /// a second try comes [`REPAIR_PAUSE`] after the first at the soonest. When the migrations
+    /// a second try comes a second after the first at the soonest. When the migrations
     /// table says the schema is there but its tables are not, nothing is dropped or guessed: an
     /// error asks for a person.
     pub async fn repair_schema(&self) {
