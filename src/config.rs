@@ -103,6 +103,11 @@ pub mod ranges {
         min: 1,
         max: 1_000_000,
     };
+    /// `AUTHD_MAX_SESSIONS_PER_USER`: live sessions a user may hold.
+    pub const MAX_SESSIONS_PER_USER: Bounds<u64> = Bounds {
+        min: 1,
+        max: 10_000,
+    };
     /// `AUTHD_ACCESS_LOG_RATE`: request lines a second (0: none).
     pub const ACCESS_LOG_RATE: Bounds<u64> = Bounds {
         min: 0,
@@ -223,6 +228,9 @@ pub struct ServeArgs {
     /// Absolute session lifetime from its login, however often it is refreshed; 1s to 365d.
     #[arg(long, env = "AUTHD_SESSION_LIFETIME", default_value = "30d")]
     pub session_lifetime: String,
+    /// Most live sessions per user, 1 to 10000; a login past it ends that user's oldest session.
+    #[arg(long, env = "AUTHD_MAX_SESSIONS_PER_USER", default_value = "100")]
+    pub max_sessions_per_user: String,
     /// Failed logins allowed per username in one window, 1 to 100; past it, a ban.
     #[arg(long, env = "AUTHD_THROTTLE_USER_MAX", default_value = "5")]
     pub throttle_user_max: String,
@@ -555,6 +563,11 @@ impl Config {
                 "AUTHD_SESSION_LIFETIME",
                 &args.session_lifetime,
                 ranges::SESSION_LIFETIME,
+            )?,
+            max_per_user: parse_number(
+                "AUTHD_MAX_SESSIONS_PER_USER",
+                &args.max_sessions_per_user,
+                ranges::MAX_SESSIONS_PER_USER,
             )?,
         };
         let throttle = ThrottleSettings {

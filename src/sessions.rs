@@ -1,6 +1,8 @@
 //! Sessions: refresh-token families (RFC 9700 §4.14.2). A login starts a family; a refresh spends
 //! the presented token and issues the next one in one atomic step; presenting a spent token again
-//! revokes the whole family. Tokens are 256-bit random, base64url, stored only as SHA-256 digests.
+//! revokes the whole family. One row per session, however often refreshed: its current token's
+//! digest, and the digest of the 128 random bits all its tokens start with (each token adds 128
+//! fresh ones), which recognises any earlier token. Only SHA-256 digests are stored.
 //! Plain Rust over the [`Store`]; every function takes `now` (seconds since the Unix epoch).
 
 use std::time::Duration;
@@ -14,6 +16,9 @@ use crate::store::{Store, StoreError, digest, hex};
 /// Length of a refresh token: 32 random bytes in unpadded base64url.
 pub const REFRESH_TOKEN_LEN: usize = 43;
 
+/// Default of [`SessionSettings::max_per_user`] (`AUTHD_MAX_SESSIONS_PER_USER`).
+pub const DEFAULT_MAX_SESSIONS_PER_USER: u32 = 100;
+
 /// Lifetimes of refresh tokens and of the sessions they belong to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionSettings {
@@ -21,6 +26,8 @@ pub struct SessionSettings {
     pub refresh_ttl: Duration,
     /// Absolute lifetime of a session, counted from its login, however often it is refreshed.
     pub lifetime: Duration,
+    /// Most live sessions one user may hold; a login past it ends that user's oldest.
+    pub max_per_user: u32,
 }
 
 impl Default for SessionSettings {
@@ -28,6 +35,7 @@ impl Default for SessionSettings {
         Self {
             refresh_ttl: Duration::from_secs(14 * 24 * 60 * 60),
             lifetime: Duration::from_secs(30 * 24 * 60 * 60),
+            max_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
         }
     }
 }
@@ -103,100 +111,171 @@ impl Sessions {
     }
 
     /// Starts a session for `username` (after a successful login) and returns its first token.
+    /// Past [`SessionSettings::max_per_user`] live sessions, the user's oldest end (their rows
+    /// go, with those of the user's dead sessions, so a login loop grows nothing).
     pub async fn start(&self, username: &str, now: i64) -> Result<RefreshToken, SessionError> {
         let family = random_id()?;
-        let (token, token_digest) = new_token()?;
+        let mut lookup = [0u8; LOOKUP_BYTES];
+        getrandom::fill(&mut lookup).map_err(|e| SessionError::Random(e.to_string()))?;
+        let (token, presented) = new_token(&lookup)?;
         let family_expires = now.saturating_add(secs(self.settings.lifetime));
         let token_expires = now
             .saturating_add(secs(self.settings.refresh_ttl))
             .min(family_expires);
         self.store
             .bounded(async {
-                let mut tx = self.store.pool().begin().await?;
                 sqlx::query(
                     "INSERT INTO session_families \
-                     (id, username, created_at, last_used_at, expires_at, revoked_at) \
-                     VALUES ($1, $2, $3, $3, $4, NULL)",
+                     (id, username, created_at, last_used_at, expires_at, revoked_at, \
+                      lookup, token_digest, token_expires_at, started_order) \
+                     VALUES ($1, $2, $3, $3, $4, NULL, $5, $6, $7, $8)",
                 )
                 .bind(&family)
                 .bind(username)
                 .bind(now)
                 .bind(family_expires)
-                .execute(&mut *tx)
+                .bind(&presented.lookup)
+                .bind(&presented.digest)
+                .bind(token_expires)
+                .bind(started_order())
+                .execute(self.store.pool())
                 .await?;
-                insert_token(&mut tx, &token_digest, &family, now, token_expires).await?;
-                tx.commit().await?;
                 Ok(())
             })
             .await?;
+        // Its own statement after the insert has committed, so that it sees every session of the
+        // user that committed before it (on PostgreSQL, concurrent logins of one user may leave
+        // the cap passed by those still in flight until the next login), and holds row locks for
+        // one statement only. A failure leaves the new session valid: the next login trims.
+        let trimmed = self
+            .store
+            .bounded(async {
+                let done = sqlx::query(
+                    "DELETE FROM session_families WHERE username = $1 AND id NOT IN \
+                     (SELECT id FROM session_families WHERE username = $1 \
+                      AND revoked_at IS NULL AND expires_at > $2 AND token_expires_at > $2 \
+                      ORDER BY created_at DESC, started_order DESC LIMIT $3)",
+                )
+                .bind(username)
+                .bind(now)
+                .bind(i64::from(self.settings.max_per_user.max(1)))
+                .execute(self.store.pool())
+                .await?;
+                Ok(done.rows_affected())
+            })
+            .await;
+        if let Err(e) = trimmed {
+            tracing::warn!(target: "authd::sessions", error = %e, "could not trim old sessions");
+        }
         Ok(token)
     }
 
     /// Spends `presented` and issues its successor, atomically: of N concurrent calls with the
-    /// same token exactly one succeeds. A token already spent revokes its family
+    /// same token exactly one succeeds. Any earlier token of the session revokes it
     /// ([`SessionError::Reused`]).
     pub async fn rotate(&self, presented: &str, now: i64) -> Result<Rotated, SessionError> {
-        let presented_digest = token_digest(presented).ok_or(SessionError::Invalid)?;
-        let (token, next_digest) = new_token()?;
+        self.rotate_then(presented, now, |r| {
+            Some(Rotated {
+                username: r.username.clone(),
+                refresh_token: RefreshToken(r.refresh_token.0.clone()),
+            })
+        })
+        .await
+    }
+
+    /// [`Sessions::rotate`], with the caller's answer made by `answer` while the session's row
+    /// is still held, before the rotation commits: once it is visible to a logout, the refresh's
+    /// answer is ready, so a refresh that commits first also answers first (a logout waiting on
+    /// the row still has its own commit to make). `answer` returning `None` (the user is gone,
+    /// say) ends the session instead, and the call fails with [`SessionError::Invalid`].
+    pub async fn rotate_then<T>(
+        &self,
+        presented: &str,
+        now: i64,
+        answer: impl FnOnce(&Rotated) -> Option<T>,
+    ) -> Result<T, SessionError> {
+        let presented = Presented::parse(presented).ok_or(SessionError::Invalid)?;
+        let (token, next) = new_token(&presented.lookup_bytes)?;
         let ttl = secs(self.settings.refresh_ttl);
-        let rotated = self
+        // One conditional UPDATE of the session's row is the spend and the liveness check
+        // together. Every condition is on that row, so on PostgreSQL a rotation that waited for
+        // the row lock of a concurrent logout (or rotation) re-checks them on the row as that
+        // transaction left it (READ COMMITTED's re-evaluation of an UPDATE's WHERE), and finds it
+        // ended (or spent): once a logout has committed, no rotation of its session succeeds.
+        // It takes the same lock a `SELECT ... FOR UPDATE` would, in one statement that SQLite
+        // also runs (there, the UPDATE opening the transaction takes the one writer's lock). The
+        // `lookup` assignment is a no-op except on the first refresh of a session from before
+        // migration 0002, which adopts it.
+        let mut answer = Some(answer);
+        let outcome = self
             .store
             .bounded(async {
                 let mut tx = self.store.pool().begin().await?;
-                // The conditional UPDATE is the lock: only one caller sees the row unspent.
-                let spent = sqlx::query(
-                    "UPDATE refresh_tokens SET used_at = $1 \
-                     WHERE digest = $2 AND used_at IS NULL AND expires_at > $1 \
-                     AND family_id IN (SELECT id FROM session_families \
-                                       WHERE revoked_at IS NULL AND expires_at > $1) \
-                     RETURNING family_id",
+                let row = sqlx::query(
+                    "UPDATE session_families SET token_digest = $1, lookup = $2, \
+                     last_used_at = $3, \
+                     token_expires_at = CASE WHEN expires_at < $4 THEN expires_at ELSE $4 END \
+                     WHERE token_digest = $5 AND revoked_at IS NULL \
+                     AND expires_at > $3 AND token_expires_at > $3 \
+                     RETURNING id, username",
                 )
+                .bind(&next.digest)
+                .bind(&presented.lookup)
                 .bind(now)
-                .bind(&presented_digest)
+                .bind(now.saturating_add(ttl))
+                .bind(&presented.digest)
                 .fetch_optional(&mut *tx)
                 .await?;
-                let Some(spent) = spent else {
+                let Some(row) = row else {
                     tx.rollback().await?;
                     return Ok(None);
                 };
-                let family: String = spent.try_get("family_id")?;
-                let row = sqlx::query(
-                    "UPDATE session_families SET last_used_at = $1 WHERE id = $2 \
-                     RETURNING username, expires_at",
-                )
-                .bind(now)
-                .bind(&family)
-                .fetch_one(&mut *tx)
-                .await?;
-                let username: String = row.try_get("username")?;
-                let family_expires: i64 = row.try_get("expires_at")?;
-                let expires = now.saturating_add(ttl).min(family_expires);
-                insert_token(&mut tx, &next_digest, &family, now, expires).await?;
+                let family: String = row.try_get("id")?;
+                let rotated = Rotated {
+                    username: row.try_get("username")?,
+                    refresh_token: RefreshToken(token.0.clone()),
+                };
+                let made = answer.take().and_then(|f| f(&rotated));
+                if made.is_none() {
+                    sqlx::query("UPDATE session_families SET revoked_at = $1 WHERE id = $2")
+                        .bind(now)
+                        .bind(&family)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
-                Ok(Some(username))
+                Ok(Some(made))
             })
             .await?;
-        if let Some(username) = rotated {
-            return Ok(Rotated {
-                username,
-                refresh_token: token,
-            });
+        match outcome {
+            Some(Some(made)) => return Ok(made),
+            Some(None) => return Err(SessionError::Invalid),
+            None => {}
         }
-        // Not rotated: unknown, expired, revoked, or spent. Spent means reuse: a thief or the
-        // rightful client holds a copy, and the family cannot tell which, so it ends.
+        // Not rotated: unknown, expired, revoked, or an earlier token of a session. An earlier
+        // token means reuse: a thief or the rightful client holds a copy, and the session cannot
+        // tell which, so it ends.
         let revoked = self
             .store
             .bounded(async {
-                let spent = sqlx::query(
-                    "SELECT family_id FROM refresh_tokens WHERE digest = $1 AND used_at IS NOT NULL",
+                let found = sqlx::query(
+                    "SELECT id, token_digest FROM session_families \
+                     WHERE lookup = $1 OR token_digest = $2 \
+                     OR id IN (SELECT family_id FROM refresh_tokens WHERE digest = $2)",
                 )
-                .bind(&presented_digest)
+                .bind(&presented.lookup)
+                .bind(&presented.digest)
                 .fetch_optional(self.store.pool())
                 .await?;
-                let Some(spent) = spent else {
+                let Some(found) = found else {
                     return Ok(None);
                 };
-                let family: String = spent.try_get("family_id")?;
+                let current: Option<String> = found.try_get("token_digest")?;
+                if current.as_deref() == Some(presented.digest.as_str()) {
+                    // The current token of a session that has ended: nothing to revoke.
+                    return Ok(None);
+                }
+                let family: String = found.try_get("id")?;
                 let done = sqlx::query(
                     "UPDATE session_families SET revoked_at = $1 \
                      WHERE id = $2 AND revoked_at IS NULL",
@@ -223,21 +302,26 @@ impl Sessions {
         }
     }
 
-    /// Revokes the session `presented` belongs to. Whether anything was revoked; a token that
-    /// is not one of ours is no error (RFC 7009 §2.2).
+    /// Revokes the session `presented` (any of its tokens) belongs to. Whether anything was
+    /// revoked; a token that is not one of ours is no error (RFC 7009 §2.2). Once this has
+    /// returned, no rotation of that session succeeds (see [`Sessions::rotate`]).
     pub async fn revoke(&self, presented: &str, now: i64) -> Result<bool, StoreError> {
-        let Some(presented_digest) = token_digest(presented) else {
+        let Some(presented) = Presented::parse(presented) else {
             return Ok(false);
         };
         self.store
             .bounded(async {
+                // `lookup` does not change when the session rotates, so a logout that waited for
+                // a rotation's row lock still matches the row as the rotation left it.
                 let done = sqlx::query(
                     "UPDATE session_families SET revoked_at = $1 \
                      WHERE revoked_at IS NULL \
-                     AND id = (SELECT family_id FROM refresh_tokens WHERE digest = $2)",
+                     AND (lookup = $2 OR token_digest = $3 \
+                          OR id IN (SELECT family_id FROM refresh_tokens WHERE digest = $3))",
                 )
                 .bind(now)
-                .bind(&presented_digest)
+                .bind(&presented.lookup)
+                .bind(&presented.digest)
                 .execute(self.store.pool())
                 .await?;
                 Ok(done.rows_affected() > 0)
@@ -268,14 +352,13 @@ impl Sessions {
         username: Option<&str>,
         now: i64,
     ) -> Result<Vec<SessionInfo>, StoreError> {
-        const SELECT: &str = "SELECT f.id, f.username, f.created_at, f.last_used_at, \
-             f.expires_at, t.expires_at AS idle_expires_at \
-             FROM session_families f JOIN refresh_tokens t ON t.family_id = f.id \
-             WHERE f.revoked_at IS NULL AND f.expires_at > $1 \
-             AND t.used_at IS NULL AND t.expires_at > $1";
+        const SELECT: &str = "SELECT id, username, created_at, last_used_at, expires_at, \
+             token_expires_at FROM session_families \
+             WHERE revoked_at IS NULL AND expires_at > $1 AND token_expires_at > $1";
+        const ORDER: &str = "ORDER BY username, created_at, started_order";
         let sql = match username {
-            Some(_) => format!("{SELECT} AND f.username = $2 ORDER BY f.username, f.created_at"),
-            None => format!("{SELECT} ORDER BY f.username, f.created_at"),
+            Some(_) => format!("{SELECT} AND username = $2 {ORDER}"),
+            None => format!("{SELECT} {ORDER}"),
         };
         self.store
             .bounded(async {
@@ -291,7 +374,7 @@ impl Sessions {
                         username: row.try_get("username")?,
                         created_at: row.try_get("created_at")?,
                         last_used_at: row.try_get("last_used_at")?,
-                        idle_expires_at: row.try_get("idle_expires_at")?,
+                        idle_expires_at: row.try_get("token_expires_at")?,
                         expires_at: row.try_get("expires_at")?,
                     });
                 }
@@ -300,9 +383,10 @@ impl Sessions {
             .await
     }
 
-    /// Deletes up to `batch` expired tokens and up to `batch` dead sessions (past their
-    /// lifetime, or with no token left); how many rows went. Spent tokens stay until they expire,
-    /// so that reuse is recognised until then.
+    /// Deletes up to `batch` dead sessions (past their lifetime, or their current token past
+    /// its idle expiry, revoked ones included) and up to `batch` expired tokens from before
+    /// migration 0002; how many rows went. A session's row is all that recognises its earlier
+    /// tokens, so it stays as long as the session could otherwise be refreshed.
     pub async fn remove_expired(&self, now: i64, batch: i64) -> Result<u64, StoreError> {
         self.store
             .bounded(async {
@@ -316,9 +400,8 @@ impl Sessions {
                 .await?;
                 let families = sqlx::query(
                     "DELETE FROM session_families WHERE id IN \
-                     (SELECT f.id FROM session_families f WHERE f.expires_at <= $1 \
-                      OR NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = f.id) \
-                      LIMIT $2)",
+                     (SELECT id FROM session_families \
+                      WHERE expires_at <= $1 OR token_expires_at <= $1 LIMIT $2)",
                 )
                 .bind(now)
                 .bind(batch)
@@ -330,43 +413,60 @@ impl Sessions {
     }
 }
 
-async fn insert_token(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    token_digest: &str,
-    family: &str,
-    now: i64,
-    expires: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO refresh_tokens (digest, family_id, issued_at, expires_at, used_at) \
-         VALUES ($1, $2, $3, $4, NULL)",
-    )
-    .bind(token_digest)
-    .bind(family)
-    .bind(now)
-    .bind(expires)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+/// Random bytes every token of one session starts with; the rest of a token is fresh each time.
+const LOOKUP_BYTES: usize = 16;
+/// Bytes of a refresh token: the session's lookup bytes, then 16 bytes of its own.
+const TOKEN_BYTES: usize = 32;
+
+/// A refresh token as presented, digested: SHA-256 of the whole token (the current token is
+/// stored under it) and of its first 16 bytes (the session's `lookup`, the same in every token
+/// of the session, so an earlier token is recognised). Neither digest gives a token back.
+struct Presented {
+    digest: String,
+    lookup: String,
+    lookup_bytes: [u8; LOOKUP_BYTES],
 }
 
-/// A fresh token and its digest.
-fn new_token() -> Result<(RefreshToken, String), SessionError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| SessionError::Random(e.to_string()))?;
+impl Presented {
+    /// `None` when `presented` cannot be one of ours (an access token, say): such input never
+    /// reaches the database.
+    fn parse(presented: &str) -> Option<Self> {
+        let ours = presented.len() == REFRESH_TOKEN_LEN
+            && presented
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !ours {
+            return None;
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(presented).ok()?;
+        let lookup_bytes: [u8; LOOKUP_BYTES] = bytes.get(..LOOKUP_BYTES)?.try_into().ok()?;
+        Some(Self {
+            digest: digest(presented.as_bytes()),
+            lookup: digest(&lookup_bytes),
+            lookup_bytes,
+        })
+    }
+}
+
+/// When a session started, in wall-clock nanoseconds: orders sessions started within one second.
+fn started_order() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// A fresh token of the session whose tokens start with `lookup`, and its digests.
+fn new_token(lookup: &[u8; LOOKUP_BYTES]) -> Result<(RefreshToken, Presented), SessionError> {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    bytes[..LOOKUP_BYTES].copy_from_slice(lookup);
+    getrandom::fill(&mut bytes[LOOKUP_BYTES..]).map_err(|e| SessionError::Random(e.to_string()))?;
     let token = URL_SAFE_NO_PAD.encode(bytes);
-    let d = digest(token.as_bytes());
-    Ok((RefreshToken(token), d))
-}
-
-/// The digest a presented token is stored under, or `None` when it cannot be one of ours (an
-/// access token, say): such input never reaches the database.
-fn token_digest(presented: &str) -> Option<String> {
-    let ours = presented.len() == REFRESH_TOKEN_LEN
-        && presented
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    ours.then(|| digest(presented.as_bytes()))
+    let presented = Presented {
+        digest: digest(token.as_bytes()),
+        lookup: digest(lookup),
+        lookup_bytes: *lookup,
+    };
+    Ok((RefreshToken(token), presented))
 }
 
 fn random_id() -> Result<String, SessionError> {
@@ -384,12 +484,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn new_tokens_are_43_base64url_chars_and_distinct() {
-        let (a, da) = new_token().unwrap();
-        let (b, _) = new_token().unwrap();
+    fn new_tokens_are_43_base64url_chars_distinct_and_share_their_sessions_lookup() {
+        let lookup = [7u8; LOOKUP_BYTES];
+        let (a, da) = new_token(&lookup).unwrap();
+        let (b, db) = new_token(&lookup).unwrap();
         assert_eq!(a.0.len(), REFRESH_TOKEN_LEN);
         assert_ne!(a.0, b.0);
-        assert_eq!(token_digest(&a.0), Some(da));
+        assert_ne!(da.digest, db.digest);
+        assert_eq!(da.lookup, db.lookup);
+        let parsed = Presented::parse(&a.0).unwrap();
+        assert_eq!(parsed.digest, da.digest);
+        assert_eq!(parsed.lookup, da.lookup);
+        assert_ne!(parsed.lookup, parsed.digest);
         assert!(!format!("{a:?}").contains(&a.0));
     }
 
@@ -402,7 +508,7 @@ mod tests {
             &"A".repeat(44),
             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA+",
         ] {
-            assert_eq!(token_digest(junk), None, "{junk}");
+            assert!(Presented::parse(junk).is_none(), "{junk}");
         }
     }
 }

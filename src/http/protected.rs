@@ -80,7 +80,8 @@ pub struct HealthResponse {
 }
 
 /// Health: 200 `{"status": "ok", "store": "ok"}`, or 200 `{"status": "degraded", "store":
-/// "unavailable"}` when the database does not answer. Still 200 then: the process is alive and
+/// "unavailable"}` when the tables logins need do not answer (missing, locked, or the database
+/// down; a missing schema is applied again first). Still 200 then: the process is alive and
 /// `/protected` works, and with one database shared by every instance, failing the check would
 /// take all of them out of a load balancer at once (and restart them for nothing).
 #[utoipa::path(

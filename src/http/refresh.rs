@@ -60,25 +60,30 @@ pub async fn refresh(
 ) -> Result<Response, ApiError> {
     let presented = presented_token(&headers, &body, Route::Refresh)?;
     let now = tokens::now();
-    let rotated = state.sessions.rotate(&presented, now).await.map_err(|e| {
-        state.metrics.refresh(match &e {
-            SessionError::Reused => RefreshOutcome::Reused,
-            SessionError::Store(_) => RefreshOutcome::Unavailable,
-            SessionError::Invalid | SessionError::Random(_) => RefreshOutcome::Invalid,
-        });
-        session_failure(&e)
-    })?;
-    if !state.users.contains(&rotated.username) {
-        // Removed from the users file since the login: the session ends here.
-        let _ = state
-            .sessions
-            .revoke(&rotated.refresh_token.0, now)
-            .await
-            .map_err(|e| store_unavailable(&e))?;
-        state.metrics.refresh(RefreshOutcome::Invalid);
-        return Err(ApiError::RefreshTokenInvalid);
-    }
-    let res = token_response(&state, &rotated.username, rotated.refresh_token.0, now)?;
+    // The answer is made before the rotation commits (see `Sessions::rotate_then`): a user
+    // removed from the users file since the login ends the session here instead.
+    let answered = state
+        .sessions
+        .rotate_then(&presented, now, |rotated| {
+            state.users.contains(&rotated.username).then(|| {
+                token_response(
+                    &state,
+                    &rotated.username,
+                    rotated.refresh_token.0.clone(),
+                    now,
+                )
+            })
+        })
+        .await
+        .map_err(|e| {
+            state.metrics.refresh(match &e {
+                SessionError::Reused => RefreshOutcome::Reused,
+                SessionError::Store(_) => RefreshOutcome::Unavailable,
+                SessionError::Invalid | SessionError::Random(_) => RefreshOutcome::Invalid,
+            });
+            session_failure(&e)
+        })?;
+    let res = answered?;
     state.metrics.refresh(RefreshOutcome::Ok);
     Ok(res)
 }

@@ -1,11 +1,13 @@
 //! The store: sessions and login throttle counters in SQL. sqlx's `any` driver runs the very same
 //! queries on embedded SQLite (the default, one instance) and PostgreSQL (several instances).
-//! Opening it runs the embedded migrations; every operation is bounded in time.
+//! Opening it runs the embedded migrations; every operation is bounded in time. A schema found
+//! missing under a running server (a database dropped and made again empty) is applied again.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
@@ -19,11 +21,22 @@ pub const MEMORY_DATABASE_URL: &str = "sqlite::memory:";
 
 /// The schema, embedded in the binary and applied in order at start (recorded in
 /// `_sqlx_migrations`, so each runs once; several instances starting at once take turns).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "sessions and login throttle",
-    include_str!("../../migrations/0001_sessions.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "sessions and login throttle",
+        include_str!("../../migrations/0001_sessions.sql"),
+    ),
+    (
+        2,
+        "one row per session",
+        include_str!("../../migrations/0002_one_row_per_session.sql"),
+    ),
+];
+
+/// Shortest pause between two attempts to apply a missing schema again, so that a schema that
+/// cannot be repaired does not make every failing request run the migrator.
+const REPAIR_PAUSE: Duration = Duration::from_secs(1);
 
 /// Which engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +91,14 @@ pub enum StoreError {
     /// The schema could not be brought up to date.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The SQLite file could not be created.
+    #[error("cannot create the database file {path}: {source}")]
+    CreateFile {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The database did not answer in time.
     #[error("the database did not answer within {0:?}")]
     Timeout(Duration),
@@ -89,6 +110,9 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     op_timeout: Duration,
+    connect_timeout: Duration,
+    /// Held while the schema is applied again; when that was last tried.
+    repair: Arc<tokio::sync::Mutex<Option<Instant>>>,
 }
 
 impl Store {
@@ -97,13 +121,19 @@ impl Store {
     pub async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let target = Target::parse(url)?;
-        if let Target::SqliteFile { path, .. } = &target
-            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-                path: dir.display().to_string(),
-                source,
-            })?;
+        if let Target::SqliteFile { path, creates, .. } = &target {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                create_private_dir(dir).map_err(|source| StoreError::CreateDir {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+            if *creates {
+                create_private_file(path).map_err(|source| StoreError::CreateFile {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+            }
         }
         let mut pool_options = AnyPoolOptions::new()
             .max_connections(options.max_connections.max(1))
@@ -133,10 +163,15 @@ impl Store {
         let pool = tokio::time::timeout(options.connect_timeout, open)
             .await
             .map_err(|_| StoreError::Timeout(options.connect_timeout))??;
+        if let Target::SqliteFile { path, .. } = &target {
+            warn_if_readable_by_others(path);
+        }
         Ok(Self {
             pool,
             backend,
             op_timeout: options.op_timeout,
+            connect_timeout: options.connect_timeout,
+            repair: Arc::new(tokio::sync::Mutex::new(None)),
         })
     }
 
@@ -145,13 +180,80 @@ impl Store {
         self.backend
     }
 
-    /// Whether the database answers, within the operation timeout.
+    /// Whether what logins, refreshes and logouts need answers, within the operation timeout:
+    /// both tables exist and take writes now. A missing schema is applied again first.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.bounded(async {
-            sqlx::query("SELECT 1").execute(&self.pool).await?;
+        match self.probe().await {
+            Err(StoreError::Database(e)) if schema_missing(&e) => {
+                self.repair_schema().await;
+                self.probe().await
+            }
+            other => other,
+        }
+    }
+
+    /// `SELECT 1` said ok while the tables were gone or locked and every login timed out. A
+    /// `DELETE` that matches nothing names the tables and needs the lock every write takes
+    /// (PostgreSQL's ROW EXCLUSIVE; SQLite's writer lock), so a table locked against writers
+    /// keeps it waiting into the timeout; it changes nothing.
+    async fn probe(&self) -> Result<(), StoreError> {
+        let probe = async {
+            for table in ["session_families", "login_throttle"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE 1 = 0"))
+                    .execute(&self.pool)
+                    .await?;
+            }
             Ok(())
-        })
-        .await
+        };
+        tokio::time::timeout(self.op_timeout, probe)
+            .await
+            .map_err(|_| StoreError::Timeout(self.op_timeout))?
+    }
+
+    /// Applies the migrations again after a query found a table missing (the database dropped
+    /// and made again under us, say). One caller at a time; the others wait for its outcome, and
+    /// a second try comes a second after the first at the soonest. When the migrations
+    /// table says the schema is there but its tables are not, nothing is dropped or guessed: an
+    /// error asks for a person.
+    pub async fn repair_schema(&self) {
+        let mut last = match self.repair.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => {
+                // Someone is at it: wait for them rather than run the migrator twice.
+                let _ = self.repair.lock().await;
+                return;
+            }
+        };
+        if last.is_some_and(|t| t.elapsed() < REPAIR_PAUSE) {
+            return;
+        }
+        *last = Some(Instant::now());
+        tracing::warn!(
+            target: "authd::store",
+            "database tables missing (database dropped or made again?): applying the schema again"
+        );
+        let run = async { migrator().await?.run(&self.pool).await };
+        match tokio::time::timeout(self.connect_timeout, run).await {
+            Ok(Ok(())) => match self.probe().await {
+                Ok(()) => tracing::warn!(target: "authd::store", "database schema applied again"),
+                Err(StoreError::Database(e)) if schema_missing(&e) => tracing::error!(
+                    target: "authd::store",
+                    "database tables missing but _sqlx_migrations says they were made: restore the \
+                     database from a backup, or drop _sqlx_migrations to have authd make them empty"
+                ),
+                Err(e) => {
+                    tracing::error!(target: "authd::store", error = %e, "database schema check failed")
+                }
+            },
+            Ok(Err(e)) => {
+                tracing::error!(target: "authd::store", error = %e, "database schema could not be applied");
+            }
+            Err(_) => tracing::error!(
+                target: "authd::store",
+                timeout = ?self.connect_timeout,
+                "database schema could not be applied in time"
+            ),
+        }
     }
 
     /// Closes every connection; later operations fail.
@@ -163,22 +265,39 @@ impl Store {
         &self.pool
     }
 
-    /// Runs `op` within the operation timeout.
+    /// Runs `op` within the operation timeout. When it fails on a missing table, the schema is
+    /// applied again in the background ([`Store::repair_schema`]); this request still fails.
     pub(crate) async fn bounded<T>(
         &self,
         op: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        tokio::time::timeout(self.op_timeout, op)
+        let result = tokio::time::timeout(self.op_timeout, op)
             .await
-            .map_err(|_| StoreError::Timeout(self.op_timeout))?
+            .map_err(|_| StoreError::Timeout(self.op_timeout))?;
+        if let Err(StoreError::Database(e)) = &result
+            && schema_missing(e)
+        {
+            let store = self.clone();
+            tokio::spawn(async move { store.repair_schema().await });
+        }
+        result
     }
 }
 
 /// A URL checked and sorted by engine.
 enum Target {
-    SqliteFile { path: PathBuf, url: String },
-    SqliteMemory { url: String },
-    Postgres { url: String },
+    /// `creates`: authd makes the file when missing (no `mode=` in the URL but `rwc`).
+    SqliteFile {
+        path: PathBuf,
+        url: String,
+        creates: bool,
+    },
+    SqliteMemory {
+        url: String,
+    },
+    Postgres {
+        url: String,
+    },
 }
 
 impl Target {
@@ -208,7 +327,8 @@ impl Target {
             return Err(StoreError::UnsupportedUrl);
         }
         // Created when missing, unless the URL says otherwise.
-        let url = if params.split('&').any(|p| p.starts_with("mode=")) {
+        let mode = params.split('&').find_map(|p| p.strip_prefix("mode="));
+        let url = if mode.is_some() {
             url.to_owned()
         } else if params.is_empty() {
             format!("{url}?mode=rwc")
@@ -218,6 +338,7 @@ impl Target {
         Ok(Self::SqliteFile {
             path: Path::new(database).to_path_buf(),
             url,
+            creates: mode.is_none_or(|m| m == "rwc"),
         })
     }
 
@@ -235,6 +356,61 @@ impl Target {
             }
         }
     }
+}
+
+/// Whether `e` says a table is missing: PostgreSQL's `undefined_table`, SQLite's "no such table".
+fn schema_missing(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            db.code().as_deref() == Some("42P01") || db.message().contains("no such table")
+        }
+        _ => false,
+    }
+}
+
+/// Creates `dir` and its missing parents, owner-only (0700): journal files appear beside the
+/// database. Directories that exist are left as they are.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates the SQLite file owner-only (0600) before SQLite opens it, when missing; an existing
+/// file is not touched. SQLite creates `-wal` and `-shm` with the mode of the database file, so
+/// they are 0600 too. Not `umask`: it is process-wide, and other threads create files meanwhile.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop)
+}
+
+/// Warns, naming the file, when the database or its `-wal` / `-shm` can be read by group or
+/// others (made so by an older authd, or by hand). Left as they are: the mode may be meant.
+fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = Path::new(&name);
+        if let Ok(meta) = std::fs::metadata(file)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                target: "authd::store",
+                file = %file.display(),
+                mode = format_args!("{:o}", meta.permissions().mode() & 0o777),
+                "database file is readable by group or others; `chmod 600` it"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 /// The embedded migrations, as a sqlx migration source.
@@ -289,17 +465,21 @@ mod tests {
 
     #[test]
     fn sqlite_urls_get_create_mode_and_their_directory() {
-        let Target::SqliteFile { path, url } = Target::parse("sqlite://data/authd.db").unwrap()
+        let Target::SqliteFile { path, url, creates } =
+            Target::parse("sqlite://data/authd.db").unwrap()
         else {
             panic!("not a file")
         };
         assert_eq!(path, Path::new("data/authd.db"));
         assert_eq!(url, "sqlite://data/authd.db?mode=rwc");
-        let Target::SqliteFile { url, .. } = Target::parse("sqlite:///tmp/x.db?mode=rw").unwrap()
+        assert!(creates);
+        let Target::SqliteFile { url, creates, .. } =
+            Target::parse("sqlite:///tmp/x.db?mode=rw").unwrap()
         else {
             panic!("not a file")
         };
         assert_eq!(url, "sqlite:///tmp/x.db?mode=rw");
+        assert!(!creates, "mode=rw opens an existing file only");
     }
 
     #[test]

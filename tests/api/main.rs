@@ -8,6 +8,7 @@ mod deploy;
 mod hardening_config;
 mod hardening_login;
 mod hardening_resources;
+mod hardening_store;
 mod hardening_tokens;
 mod helpers;
 mod instances;
