@@ -32,14 +32,13 @@ secret=$(head -c 48 /dev/urandom | base64 -w0)
 hash=$(printf 'password' | "$BIN" hash-password)
 printf 'user:%s\n' "$hash" >"$work/users"
 
-# start_authd NAME [VAR=VALUE...]: starts authd pinned, sets PID and BASE. The brute-force throttle
-# is loosened: one user logging in from many connections at once is what a load test does, and the
-# default limits (5 attempts a user) would answer most of it 429 without hashing.
+# start_authd NAME [VAR=VALUE...]: starts authd pinned, sets PID and BASE. Every setting is the
+# default (the throttle too: concurrent correct logins of one user are not taken for guesses), so
+# the figures are what a user gets.
 start_authd() {
   local name=$1; shift
   env -i PATH="$PATH" AUTHD_SECRET_KEY="$secret" AUTHD_USERS="$work/users" \
-    AUTHD_LISTEN=127.0.0.1:0 AUTHD_DATABASE_URL="sqlite://$work/$name.db" RUST_LOG=info \
-    AUTHD_THROTTLE_USER_MAX=50 AUTHD_THROTTLE_WINDOW=1h AUTHD_THROTTLE_ADDRESS_MAX=1000000 "$@" \
+    AUTHD_LISTEN=127.0.0.1:0 AUTHD_DATABASE_URL="sqlite://$work/$name.db" RUST_LOG=info "$@" \
     taskset -c "$SERVER_CPU" "$BIN" >"$work/$name.log" 2>&1 &
   PID=$!
   pids+=("$PID")
@@ -96,24 +95,26 @@ scenario_protected() {
   stop_authd
 }
 
+# The yardstick for /login: argon2id at authd's setting in a loop with its memory preallocated,
+# on the server's core (`axum_limit --bench-tokens` from the shared bench folder).
+AXUM_LIMIT=${AXUM_LIMIT:-/tmp/axum_limit/target/release/axum_limit}
+
 scenario_login() {
-  # One argon2id hash at a time on the server's core: what hashing alone allows.
-  local t0 t1 n=20 i per_hash overhead r
-  t0=$(date +%s%N)
-  for ((i = 0; i < n; i++)); do "$BIN" --version >/dev/null; done
-  t1=$(date +%s%N)
-  overhead=$(((t1 - t0) / n))
-  t0=$(date +%s%N)
-  for ((i = 0; i < n; i++)); do printf 'pw' | taskset -c "$SERVER_CPU" "$BIN" hash-password >/dev/null; done
-  t1=$(date +%s%N)
-  per_hash=$(((t1 - t0) / n - overhead))
-  echo "# one argon2id hash (m=19456,t=2,p=1) on cpu$SERVER_CPU: $((per_hash / 1000)) us -> $(awk -v n="$per_hash" 'BEGIN{printf "%.1f", 1e9/n}') hashes/s"
-  # A queue as deep as the connections, so that every login waits its turn instead of a 503.
-  start_authd login AUTHD_HASH_QUEUE="$CONNS"
-  run_wrk "$BASE/login" 2 "$CONNS" POST "$(basic user:password)" >/dev/null
-  r=$(run_wrk "$BASE/login" "$DURATION" "$CONNS" POST "$(basic user:password)")
-  row "POST /login ($CONNS conns)" "$r" "$(peak_rss_mib "$PID")"
-  echo "# login ratio to argon2id alone: $(awk -v a="$(field "$r" rps)" -v n="$per_hash" 'BEGIN{printf "%.2f", a * n / 1e9}')"
+  local hashes c r ok
+  [[ -x $AXUM_LIMIT ]] || die "no yardstick at $AXUM_LIMIT (build ../shared/bench/axum_limit, see BENCHMARKS.md)"
+  start_authd login
+  # Side by side: the yardstick, then authd at 16 and 64 connections, then the yardstick again.
+  for c in 16 64; do
+    hashes=$(taskset -c "$SERVER_CPU" "$AXUM_LIMIT" --bench-tokens 2>&1 |
+      awk '/argon2id_m19456_t2_p1_ms/ { printf "%.1f", 1000 / $2 }')
+    echo "# argon2id alone, memory preallocated, on cpu$SERVER_CPU: $hashes hashes/s"
+    run_wrk "$BASE/login" 2 "$c" POST "$(basic user:password)" >/dev/null
+    r=$(run_wrk "$BASE/login" "$DURATION" "$c" POST "$(basic user:password)")
+    row "POST /login ($c conns, default settings)" "$r" "$(peak_rss_mib "$PID")"
+    # Only answers 200 count: a 429 or 503 is no login.
+    ok=$(awk -v n="$(field "$r" requests)" -v bad="$(field "$r" non2xx)" -v d="$DURATION" 'BEGIN{printf "%.1f", (n - bad) / d}')
+    echo "# successful logins ($c conns): $ok/s; ratio to argon2id alone: $(awk -v a="$ok" -v h="$hashes" 'BEGIN{printf "%.2f", a / h}')"
+  done
   stop_authd
 }
 

@@ -34,19 +34,24 @@ fn unit_for_test(dir: &Path) -> std::path::PathBuf {
     unit
 }
 
-#[tokio::test]
-#[ignore = "needs systemd-analyze (Debian's systemd)"]
-async fn systemd_unit_verifies_without_a_single_warning() {
+/// `systemd-analyze ARGS UNIT`, bounded: (success, what it printed).
+async fn systemd_analyze(args: &[&str], unit: &Path) -> (bool, String) {
     let analyze = external_tool(
         "AUTHD_TEST_SYSTEMD_ANALYZE",
         "systemd-analyze",
         "systemd-analyze",
     );
+    let mut cmd = Command::new(analyze);
+    cmd.args(args).arg(unit);
+    run_bounded(cmd, Duration::from_secs(60)).await
+}
+
+#[tokio::test]
+#[ignore = "needs systemd-analyze (Debian's systemd)"]
+async fn systemd_unit_verifies_without_a_single_warning() {
     let dir = tempfile::tempdir().unwrap();
     let unit = unit_for_test(dir.path());
-    let mut cmd = Command::new(&analyze);
-    cmd.arg("verify").arg(&unit);
-    let (ok, output) = run_bounded(cmd, Duration::from_secs(60)).await;
+    let (ok, output) = systemd_analyze(&["verify"], &unit).await;
     assert!(ok, "systemd-analyze verify failed:\n{output}");
     assert_eq!(output.trim(), "", "systemd-analyze verify warned");
 
@@ -55,27 +60,21 @@ async fn systemd_unit_verifies_without_a_single_warning() {
         .unwrap()
         .replace("ProtectSystem=strict", "ProtectSystm=strict");
     std::fs::write(&unit, broken).unwrap();
-    let mut cmd = Command::new(&analyze);
-    cmd.arg("verify").arg(&unit);
-    let (_, output) = run_bounded(cmd, Duration::from_secs(60)).await;
+    let (_, output) = systemd_analyze(&["verify"], &unit).await;
     assert!(output.contains("ProtectSystm"), "{output}");
 }
 
 #[tokio::test]
 #[ignore = "needs systemd-analyze (Debian's systemd)"]
 async fn systemd_unit_is_hardened_by_systemd_analyze_security() {
-    let analyze = external_tool(
-        "AUTHD_TEST_SYSTEMD_ANALYZE",
-        "systemd-analyze",
-        "systemd-analyze",
-    );
     let dir = tempfile::tempdir().unwrap();
     let unit = unit_for_test(dir.path());
-    let mut cmd = Command::new(&analyze);
-    cmd.args(["security", "--offline=true", "--no-pager"])
-        .arg(format!("--threshold={MAX_EXPOSURE_TENTHS}"))
-        .arg(&unit);
-    let (ok, output) = run_bounded(cmd, Duration::from_secs(60)).await;
+    let threshold = format!("--threshold={MAX_EXPOSURE_TENTHS}");
+    let (ok, output) = systemd_analyze(
+        &["security", "--offline=true", "--no-pager", &threshold],
+        &unit,
+    )
+    .await;
     let score = output
         .lines()
         .find_map(|l| l.split("Overall exposure level for authd.service: ").nth(1))
@@ -140,6 +139,13 @@ impl TestCa {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth()
+    }
+
+    /// The proxy's own certificate for `app.example.com`, as `front.pem` and `front.key` in `dir`.
+    fn write_front_pair(&self, dir: &Path) {
+        let (_, cert, key) = self.leaf(&["app.example.com"]);
+        std::fs::write(dir.join("front.pem"), cert).unwrap();
+        std::fs::write(dir.join("front.key"), key).unwrap();
     }
 
     /// An HTTPS client that trusts this CA only.
@@ -235,6 +241,31 @@ async fn assert_guarded(
     assert_eq!(res.status(), 401, "{}", log());
 }
 
+/// Through the proxy: guarded with a token from authd, then still after authd's certificate is
+/// renewed under the proxy.
+async fn guarded_across_a_renewal(
+    ca: &TestCa,
+    authd: &crate::helpers::Binary,
+    client: &reqwest::Client,
+    page: &str,
+    log: &dyn Fn() -> String,
+) {
+    let token = login(ca, authd).await;
+    assert_guarded(client, page, &token, log).await;
+    renew(ca, authd).await;
+    for _ in 0..3 {
+        assert_guarded(client, page, &token, log).await;
+    }
+}
+
+/// An nginx `http { }` body: the guide's `block`, and the application behind it on port `app`,
+/// which names the user it was given.
+fn with_nginx_app(block: &str, app: u16) -> String {
+    format!(
+        "{block}\nserver {{\n    listen 127.0.0.1:{app};\n    default_type text/plain;\n    location / {{ return 200 \"app page for [$http_x_auth_user]\\n\"; }}\n}}\n"
+    )
+}
+
 #[tokio::test]
 #[ignore = "needs nginx"]
 async fn nginx_from_the_guide_checks_tokens_over_https_and_survives_a_certificate_renewal() {
@@ -243,9 +274,7 @@ async fn nginx_from_the_guide_checks_tokens_over_https_and_survives_a_certificat
     let authd = https_authd(&ca).await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_owned();
-    let (_, front_cert, front_key) = ca.leaf(&["app.example.com"]);
-    std::fs::write(d.join("front.pem"), front_cert).unwrap();
-    std::fs::write(d.join("front.key"), front_key).unwrap();
+    ca.write_front_pair(&d);
     std::fs::write(d.join("ca.pem"), &ca.pem).unwrap();
     let (front, app) = (free_port(), free_port());
     let authd_addr = authd.addr().to_string();
@@ -267,9 +296,7 @@ async fn nginx_from_the_guide_checks_tokens_over_https_and_survives_a_certificat
         ],
     );
     // The application behind the proxy: names the user it was given.
-    let http = format!(
-        "{block}\nserver {{\n    listen 127.0.0.1:{app};\n    default_type text/plain;\n    location / {{ return 200 \"app page for [$http_x_auth_user]\\n\"; }}\n}}\n"
-    );
+    let http = with_nginx_app(&block, app);
     let nginx = Proxy::nginx(dir, &http, &[front, app]).await;
     let client = reqwest::Client::builder()
         .tls_backend_preconfigured(ca.client_config())
@@ -278,13 +305,7 @@ async fn nginx_from_the_guide_checks_tokens_over_https_and_survives_a_certificat
         .build()
         .unwrap();
     let page = format!("https://app.example.com:{front}/");
-    let token = login(&ca, &authd).await;
-    assert_guarded(&client, &page, &token, &|| nginx.log()).await;
-
-    renew(&ca, &authd).await;
-    for _ in 0..3 {
-        assert_guarded(&client, &page, &token, &|| nginx.log()).await;
-    }
+    guarded_across_a_renewal(&ca, &authd, &client, &page, &|| nginx.log()).await;
 }
 
 #[tokio::test]
@@ -318,13 +339,7 @@ async fn caddy_from_the_guide_checks_tokens_over_https_and_survives_a_certificat
     let caddy = Proxy::caddy(dir, &caddyfile, &[front, app]).await;
     let client = crate::helpers::client();
     let page = format!("http://127.0.0.1:{front}/");
-    let token = login(&ca, &authd).await;
-    assert_guarded(&client, &page, &token, &|| caddy.log()).await;
-
-    renew(&ca, &authd).await;
-    for _ in 0..3 {
-        assert_guarded(&client, &page, &token, &|| caddy.log()).await;
-    }
+    guarded_across_a_renewal(&ca, &authd, &client, &page, &|| caddy.log()).await;
 }
 
 #[tokio::test]
@@ -336,9 +351,7 @@ async fn nginx_front_door_from_the_guide_bans_the_client_not_the_proxy_and_logs_
         crate::helpers::Binary::start(&["--demo"], &[("AUTHD_TRUSTED_PROXIES", "127.0.0.1")]).await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_owned();
-    let (_, front_cert, front_key) = ca.leaf(&["app.example.com"]);
-    std::fs::write(d.join("front.pem"), front_cert).unwrap();
-    std::fs::write(d.join("front.key"), front_key).unwrap();
+    ca.write_front_pair(&d);
     let (front, app) = (free_port(), free_port());
     let access_log = d.join("app.access.log");
     let block = substitute(
@@ -364,9 +377,7 @@ async fn nginx_front_door_from_the_guide_bans_the_client_not_the_proxy_and_logs_
             ("http://127.0.0.1:8080", &format!("http://127.0.0.1:{app}")),
         ],
     );
-    let http = format!(
-        "{block}\nserver {{\n    listen 127.0.0.1:{app};\n    default_type text/plain;\n    location / {{ return 200 \"app page for [$http_x_auth_user]\\n\"; }}\n}}\n"
-    );
+    let http = with_nginx_app(&block, app);
     let nginx = Proxy::nginx(dir, &http, &[front, app]).await;
     // Clients at two addresses of the loopback range, both reaching nginx only.
     let client_at = |ip: [u8; 4]| {
