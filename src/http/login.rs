@@ -91,8 +91,26 @@ pub async fn login(
         state.metrics.login(LoginOutcome::BadCredentials);
         return Err(ApiError::CouldNotVerify);
     };
-    let username = creds.username;
-    let password = creds.password;
+    // From here on the attempt runs to its verdict in a task of its own. It is counted in the
+    // throttle when it begins and forgiven when it succeeds: a client that hung up, or the request
+    // timeout, must not cut it off in between and leave it counted as a failure (a few such
+    // hang-ups under load would ban a user who never guessed).
+    match tokio::spawn(judge(state, client, creds.username, creds.password)).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            tracing::error!(error = %e, "a login task failed");
+            Err(ApiError::Internal)
+        }
+    }
+}
+
+/// Reserves a hashing place, counts the attempt, checks the password and records the verdict.
+async fn judge(
+    state: AppState,
+    client: std::net::IpAddr,
+    username: String,
+    password: secrecy::SecretString,
+) -> Result<Response, ApiError> {
     // A place for the hash first: when hashing is saturated the answer is 503 (after a short
     // wait in a line that serves the addresses holding the fewest places first), before the
     // attempt is written to the database (so a flood costs the store nothing).
