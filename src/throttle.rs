@@ -15,13 +15,13 @@
 //! database names no user and no address (plain digests of IPv4 addresses are reversed by trying
 //! them all).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sqlx::Row as _;
-use tokio::sync::Notify;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::keys::DerivedKey;
@@ -303,69 +303,149 @@ enum CountError {
     Store(StoreError),
 }
 
-/// The gates of this instance: for each bucket with attempts in flight here, how many and what
-/// count the store last showed (plus the attempts admitted since). Entries go when their last
-/// attempt does, so the map is bounded by the attempts in flight (themselves bounded by the
-/// hashing pool's places).
+/// The gates of this instance: for each bucket with attempts in flight here, how many, what
+/// count the store last showed (plus the attempts admitted since), and the attempts waiting for
+/// room, in the order they came. Entries go when their last attempt does, so the map is bounded
+/// by the attempts in flight and waiting (themselves bounded by the hashing pool's places).
 #[derive(Debug, Default)]
 struct Gates {
     buckets: Mutex<HashMap<String, Gate>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Gate {
+    max: i64,
     in_flight: u32,
     /// The bucket's count as the store last said, plus attempts admitted since; `None` until the
     /// first attempt in flight has been counted.
     known: Option<i64>,
-    /// Woken whenever an attempt leaves or the count changes.
-    changed: Arc<Notify>,
+    /// Attempts waiting for room, first come first served: a waiter that came early is never
+    /// overtaken (with a wake-everyone signal, some waited past the limit under load while
+    /// later ones got in).
+    waiting: VecDeque<Waiter>,
+    next_id: u64,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    id: u64,
+    admit: oneshot::Sender<()>,
+}
+
+impl Gate {
+    fn new(max: i64) -> Self {
+        Self {
+            max,
+            in_flight: 0,
+            known: None,
+            waiting: VecDeque::new(),
+            next_id: 0,
+        }
+    }
+
+    /// Whether one more attempt fits: nothing in flight, or the count with the attempts in flight
+    /// leaves room under the limit.
+    fn has_room(&self) -> bool {
+        self.in_flight == 0 || self.known.is_some_and(|k| k < self.max)
+    }
+
+    fn admit(&mut self) {
+        self.in_flight += 1;
+        self.known = self.known.map(|k| k + 1);
+    }
+
+    /// Lets waiters in, in order, while there is room.
+    fn let_in(&mut self) {
+        while self.has_room() {
+            let Some(waiter) = self.waiting.pop_front() else {
+                return;
+            };
+            self.admit();
+            if waiter.admit.send(()).is_err() {
+                // Its caller went away: the room goes on to the next.
+                self.in_flight = self.in_flight.saturating_sub(1);
+                self.known = self.known.map(|k| k - 1);
+            }
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.in_flight == 0 && self.waiting.is_empty()
+    }
 }
 
 impl Gates {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Gate>> {
-        // Every change under the lock is a few integer updates: a panic cannot leave it torn.
+        // Every change under the lock is a few integer and queue updates: a panic cannot leave
+        // it torn.
         self.buckets.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Admits an attempt on `bucket` at once when nothing is in flight on it, or when the count
-    /// with the attempts in flight leaves room under `max`; otherwise waits for a change, until
-    /// `deadline` (then `None`: a busy answer is better than a ban no guess earned).
+    /// Admits an attempt on `bucket` at once when no one waits and there is room under `max`;
+    /// otherwise it waits its turn, until `deadline` (then `None`: a busy answer is better than a
+    /// ban no guess earned).
     async fn enter(
         self: &Arc<Self>,
         bucket: String,
         max: i64,
         deadline: Instant,
     ) -> Option<Ticket> {
-        loop {
-            let changed = {
-                let mut gates = self.lock();
-                let gate = gates.entry(bucket.clone()).or_default();
-                let room = gate.in_flight == 0 || gate.known.is_some_and(|k| k < max);
-                if room {
-                    gate.in_flight += 1;
-                    gate.known = gate.known.map(|k| k + 1);
-                    break;
-                }
-                if Instant::now() >= deadline {
-                    return None;
-                }
-                let mut changed = Box::pin(Arc::clone(&gate.changed).notified_owned());
-                // Registered before the lock is let go: no wake-up between here and the wait
-                // is lost.
-                changed.as_mut().enable();
-                changed
-            };
-            let _ = tokio::time::timeout_at(deadline, changed).await;
-        }
-        Some(Ticket {
+        let (id, admitted) = {
+            let mut gates = self.lock();
+            let gate = gates
+                .entry(bucket.clone())
+                .or_insert_with(|| Gate::new(max));
+            if gate.waiting.is_empty() && gate.has_room() {
+                gate.admit();
+                return Some(Ticket {
+                    gates: Arc::clone(self),
+                    bucket,
+                });
+            }
+            let id = gate.next_id;
+            gate.next_id = gate.next_id.wrapping_add(1);
+            let (admit, admitted) = oneshot::channel();
+            gate.waiting.push_back(Waiter { id, admit });
+            (id, admitted)
+        };
+        // From here a ticket exists once admitted: if this future is dropped while waiting, the
+        // guard takes it out of the line (or, admitted meanwhile, lets the room go).
+        let mut guard = Queued {
             gates: Arc::clone(self),
             bucket,
+            id,
+            admitted,
+            settled: false,
+        };
+        let outcome = tokio::time::timeout_at(deadline, &mut guard.admitted).await;
+        guard.settled = true;
+        let in_line = {
+            let mut gates = self.lock();
+            let gate = gates.get_mut(&guard.bucket);
+            match gate {
+                Some(gate) => match gate.waiting.iter().position(|w| w.id == id) {
+                    Some(i) => {
+                        gate.waiting.remove(i);
+                        if gate.is_idle() {
+                            gates.remove(&guard.bucket);
+                        }
+                        true
+                    }
+                    None => false,
+                },
+                None => false,
+            }
+        };
+        let admitted =
+            matches!(outcome, Ok(Ok(()))) || (!in_line && guard.admitted.try_recv().is_ok());
+        admitted.then(|| Ticket {
+            gates: Arc::clone(self),
+            bucket: std::mem::take(&mut guard.bucket),
         })
     }
 
     /// Changes the known count of `bucket` (when it has attempts in flight) to the greater of
-    /// `change(known)` and `floor(in_flight)`, and wakes its waiters.
+    /// `change(known)` and `floor(in_flight)`, and lets waiters in if that made room.
     fn set_known(
         &self,
         bucket: &str,
@@ -376,7 +456,56 @@ impl Gates {
         if let Some(gate) = gates.get_mut(bucket) {
             let changed = change(gate.known.unwrap_or(0));
             gate.known = Some(changed.max(floor(i64::from(gate.in_flight))));
-            gate.changed.notify_waiters();
+            gate.let_in();
+        }
+    }
+
+    /// An admitted attempt is over: its room goes to the next in line.
+    fn leave(&self, bucket: &str) {
+        let mut gates = self.lock();
+        if let Some(gate) = gates.get_mut(bucket) {
+            gate.in_flight = gate.in_flight.saturating_sub(1);
+            gate.let_in();
+            if gate.is_idle() {
+                gates.remove(bucket);
+            }
+        }
+    }
+}
+
+/// An attempt waiting in a gate's line; dropped before it is settled (its caller went away), it
+/// leaves the line, or gives back the room it was just given.
+struct Queued {
+    gates: Arc<Gates>,
+    bucket: String,
+    id: u64,
+    admitted: oneshot::Receiver<()>,
+    settled: bool,
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let in_line = {
+            let mut gates = self.gates.lock();
+            match gates.get_mut(&self.bucket) {
+                Some(gate) => match gate.waiting.iter().position(|w| w.id == self.id) {
+                    Some(i) => {
+                        gate.waiting.remove(i);
+                        if gate.is_idle() {
+                            gates.remove(&self.bucket);
+                        }
+                        true
+                    }
+                    None => false,
+                },
+                None => false,
+            }
+        };
+        if !in_line && self.admitted.try_recv().is_ok() {
+            self.gates.leave(&self.bucket);
         }
     }
 }
@@ -395,14 +524,7 @@ impl std::fmt::Debug for Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        let mut gates = self.gates.lock();
-        if let Some(gate) = gates.get_mut(&self.bucket) {
-            gate.in_flight = gate.in_flight.saturating_sub(1);
-            gate.changed.notify_waiters();
-            if gate.in_flight == 0 {
-                gates.remove(&self.bucket);
-            }
-        }
+        self.gates.leave(&self.bucket);
     }
 }
 
