@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, CommandFactory as _, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 use crate::proxies::{BadForwardedUriHeader, BadProxy, ForwardedUriHeader, TrustedProxies};
@@ -191,7 +192,7 @@ pub struct ServeArgs {
     pub audience: Option<String>,
     /// Try it out: the tutorial's user `user` / `password`, a random secret unless one is given,
     /// loopback addresses only.
-    #[arg(long, env = "AUTHD_DEMO")]
+    #[arg(long, env = "AUTHD_DEMO", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub demo: bool,
     /// Password hashes computed at once, 1 to 256 (default: the number of cores).
     // Numbers are read as text and checked against `ranges` by `Config::from_args`, so that a
@@ -222,6 +223,9 @@ pub struct ServeArgs {
     /// without it keeps them in memory.
     #[arg(long, env = "AUTHD_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<SecretString>,
+    /// File holding the database URL (it may hold a password); instead of --database-url.
+    #[arg(long, env = "AUTHD_DATABASE_URL_FILE")]
+    pub database_url_file: Option<PathBuf>,
     /// Refresh-token lifetime: how long a session may go unused; 1s to 365d.
     #[arg(long, env = "AUTHD_REFRESH_TTL", default_value = "14d")]
     pub refresh_ttl: String,
@@ -255,6 +259,10 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub secret_key_previous: Vec<SecretString>,
+    /// File holding the previous secrets, one a line (blank lines and `#` comments ignored);
+    /// instead of --secret-key-previous.
+    #[arg(long, env = "AUTHD_SECRET_KEY_PREVIOUS_FILE")]
+    pub secret_key_previous_file: Option<PathBuf>,
     /// TLS certificate chain (PEM). With --tls-key, authd serves HTTPS; re-read on SIGHUP.
     #[arg(long, env = "AUTHD_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
@@ -263,7 +271,7 @@ pub struct ServeArgs {
     pub tls_key: Option<PathBuf>,
     /// RFC 6750 behaviour: `?token=` refused, 401 with `WWW-Authenticate: Bearer` challenges;
     /// needs AUTHD_ISSUER and AUTHD_AUDIENCE.
-    #[arg(long, env = "AUTHD_STRICT")]
+    #[arg(long, env = "AUTHD_STRICT", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub strict: bool,
     /// Serve GET /metrics on this IP:PORT (plain HTTP) instead of on the main address.
     #[arg(long, env = "AUTHD_METRICS_LISTEN")]
@@ -285,12 +293,57 @@ pub struct TlsFiles {
 }
 
 impl ServeArgs {
-    /// The database URL: the configured one, else in memory for `--demo`, else the default file.
-    pub fn database_url(&self) -> SecretString {
-        match self.database_url.as_ref().map(|u| u.expose_secret().trim()) {
-            Some(url) if !url.is_empty() => SecretString::from(url),
-            _ if self.demo => SecretString::from(MEMORY_DATABASE_URL),
-            _ => SecretString::from(DEFAULT_DATABASE_URL),
+    /// The database URL: the configured one (or the one in its file), else in memory for
+    /// `--demo`, else the default file.
+    pub fn database_url(&self) -> Result<SecretString, ConfigError> {
+        let from_file = match (&self.database_url, &self.database_url_file) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Both(
+                    "AUTHD_DATABASE_URL",
+                    "AUTHD_DATABASE_URL_FILE",
+                ));
+            }
+            (_, Some(path)) => Some(read_secret_file(path)?),
+            _ => None,
+        };
+        let configured = match &from_file {
+            Some(bytes) => std::str::from_utf8(bytes)
+                .map_err(|_| ConfigError::NotText("AUTHD_DATABASE_URL_FILE"))?
+                .trim(),
+            None => self
+                .database_url
+                .as_ref()
+                .map_or("", |u| u.expose_secret().trim()),
+        };
+        Ok(match configured {
+            "" if self.demo => SecretString::from(MEMORY_DATABASE_URL),
+            "" => SecretString::from(DEFAULT_DATABASE_URL),
+            url => SecretString::from(url),
+        })
+    }
+
+    /// The previous secrets, from the flag or variable or from their file.
+    fn previous_secrets(&self) -> Result<Vec<SecretString>, ConfigError> {
+        match (
+            &self.secret_key_previous_file,
+            self.secret_key_previous.is_empty(),
+        ) {
+            (None, _) => Ok(self.secret_key_previous.clone()),
+            (Some(_), false) => Err(ConfigError::Both(
+                "AUTHD_SECRET_KEY_PREVIOUS",
+                "AUTHD_SECRET_KEY_PREVIOUS_FILE",
+            )),
+            (Some(path), true) => {
+                let bytes = read_secret_file(path)?;
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| ConfigError::NotText("AUTHD_SECRET_KEY_PREVIOUS_FILE"))?;
+                Ok(text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(SecretString::from)
+                    .collect())
+            }
         }
     }
 }
@@ -403,6 +456,12 @@ pub enum ConfigError {
     /// Both ways of giving a secret were used.
     #[error("both AUTHD_SECRET_KEY and AUTHD_SECRET_KEY_FILE are set; set only one")]
     TwoSecrets,
+    /// A setting was given both as a value and as a file.
+    #[error("both {0} and {1} are set; set only one")]
+    Both(&'static str, &'static str),
+    /// A file that should hold text does not.
+    #[error("{0}: the file is not UTF-8 text")]
+    NotText(&'static str),
     /// The secret file could not be read.
     #[error("cannot read secret key file {path}: {source}")]
     SecretFile {
@@ -522,7 +581,8 @@ impl Config {
         if args.demo && !listen.ip().is_loopback() {
             return Err(ConfigError::DemoNotLoopback(listen));
         }
-        let database_url = args.database_url();
+        let database_url = args.database_url()?;
+        let previous = args.previous_secrets()?;
         let secret = match (args.secret_key, args.secret_key_file) {
             (Some(_), Some(_)) => return Err(ConfigError::TwoSecrets),
             (Some(s), None) => Some(s.expose_secret().as_bytes().to_vec()),
@@ -610,8 +670,7 @@ impl Config {
             .as_deref()
             .unwrap_or_default()
             .parse::<TrustedProxies>()?;
-        let previous_secrets = args
-            .secret_key_previous
+        let previous_secrets = previous
             .iter()
             .map(|s| s.expose_secret().trim())
             .filter(|s| !s.is_empty())
@@ -727,7 +786,7 @@ fn read_secret_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
         let mode = file.metadata().map_err(failed)?.permissions().mode();
         if mode & 0o077 != 0 {
             tracing::warn!(
-                "secret key file {} is readable by group or others (mode {:o}); `chmod 600` it \
+                "secret file {} is readable by group or others (mode {:o}); `chmod 600` it \
                  and keep it owned by the user authd runs as",
                 path.display(),
                 mode & 0o777
@@ -740,6 +799,47 @@ fn read_secret_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
         bytes.pop();
     }
     Ok(bytes)
+}
+
+/// Every environment variable authd reads (from the command line's definition, so the list
+/// cannot drift from the settings).
+pub fn known_variables() -> Vec<String> {
+    fn walk(cmd: &clap::Command, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            if let Some(env) = arg.get_env() {
+                out.push(env.to_string_lossy().into_owned());
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&Cli::command(), &mut out);
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The `AUTHD_*` variables in this environment that no setting reads (a typo, or a setting that
+/// does not exist, such as a guessed `_FILE` variant), each with the known name closest to it.
+pub fn unknown_variables() -> Vec<(String, Option<String>)> {
+    let known = known_variables();
+    let mut unknown: Vec<(String, Option<String>)> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| name.starts_with("AUTHD_") && !known.contains(name))
+        .map(|name| {
+            let closest = known
+                .iter()
+                .map(|k| (strsim::jaro_winkler(&name, k), k))
+                .filter(|(score, _)| *score > 0.85)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, k)| k.clone());
+            (name, closest)
+        })
+        .collect();
+    unknown.sort();
+    unknown
 }
 
 /// Loads `NAME=value` settings into the environment, before the command line is parsed: from

@@ -11,21 +11,61 @@ use secrecy::ExposeSecret as _;
 fn main() -> ExitCode {
     // The command line is read twice: first for `--env-file` (a bad command line, `--help` or
     // `--version` ends here, before any file is read), then with the file's settings loaded.
-    let env_file = match Cli::try_parse() {
+    let env_file = match parse_command_line() {
         Ok(cli) => cli.env_file,
-        Err(e) => e.exit(),
+        Err(code) => return code,
     };
     if let Err(e) = authd::config::load_env_file(env_file.as_deref()) {
         return fail(&e);
     }
-    let cli = Cli::parse();
+    let cli = match parse_command_line() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     match cli.command {
         Some(Command::HashPassword) => hash_password(),
-        Some(Command::Sessions(command)) => {
-            sessions(&command, cli.serve.database_url().expose_secret())
-        }
+        Some(Command::Sessions(command)) => match cli.serve.database_url() {
+            Ok(url) => sessions(&command, url.expose_secret()),
+            Err(e) => fail(&e),
+        },
         None => serve(cli),
     }
+}
+
+/// The command line and its variables; a bad one is refused like every other bad setting, with
+/// one line on stderr and exit code 1 (clap's own answer is several lines and exit code 2).
+/// `--help` and `--version` print as usual.
+fn parse_command_line() -> Result<Cli, ExitCode> {
+    use clap::error::ErrorKind;
+    Cli::try_parse().map_err(|e| match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        _ => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("authd: error: {first}{}", variable_of(first));
+            ExitCode::FAILURE
+        }
+    })
+}
+
+/// ` (AUTHD_X)` when `message` names a flag `--x` whose variable is `AUTHD_X`, so that a bad
+/// value set in the environment or `.env` is found by the name it was set under.
+fn variable_of(message: &str) -> String {
+    use clap::CommandFactory as _;
+    let command = Cli::command();
+    command
+        .get_arguments()
+        .find_map(|arg| {
+            let long = arg.get_long()?;
+            let env = arg.get_env()?;
+            message
+                .contains(&format!("'--{long}'"))
+                .then(|| format!(" ({})", env.to_string_lossy()))
+        })
+        .unwrap_or_default()
 }
 
 fn sessions(command: &authd::config::SessionsCommand, database_url: &str) -> ExitCode {
@@ -45,6 +85,14 @@ fn sessions(command: &authd::config::SessionsCommand, database_url: &str) -> Exi
 fn serve(cli: Cli) -> ExitCode {
     // Logs first: reading the configuration may warn (a secret file others can read).
     let _logs = authd::telemetry::init();
+    for (name, closest) in authd::config::unknown_variables() {
+        match closest {
+            Some(known) => {
+                tracing::warn!("{name} is not a setting and is ignored; did you mean {known}?");
+            }
+            None => tracing::warn!("{name} is not a setting and is ignored"),
+        }
+    }
     let config = match Config::from_args(cli.serve) {
         Ok(c) => c,
         Err(e) => return fail(&e),

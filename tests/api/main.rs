@@ -25,6 +25,7 @@ mod refresh;
 mod rotation;
 mod schemathesis;
 mod sessions;
+mod settings;
 mod signals;
 mod startup;
 mod strict;

@@ -48,17 +48,35 @@ async fn refuses_the_tutorials_placeholder_secret() {
 }
 
 #[tokio::test]
-async fn refuses_the_env_example_placeholder_secret() {
+async fn a_copied_env_example_sets_no_secret_and_its_old_placeholder_is_still_refused() {
     let example =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example")).unwrap();
-    let placeholder = example
-        .lines()
-        .find_map(|l| l.strip_prefix("AUTHD_SECRET_KEY="))
-        .expect(".env.example sets AUTHD_SECRET_KEY")
-        .to_owned();
-    assert_eq!(placeholder, authd::config::EXAMPLE_SECRET);
+    assert!(
+        !example
+            .lines()
+            .any(|l| l.starts_with("AUTHD_SECRET_KEY=") || l.starts_with("AUTHD_SECRET_KEY_FILE=")),
+        ".env.example must not set a secret"
+    );
+    // Copied to `.env` as it is, beside the users file it names: refused for want of a secret.
     assert_refused(
-        &[("AUTHD_USERS", "users"), ("AUTHD_SECRET_KEY", &placeholder)],
+        &[],
+        |dir| {
+            std::fs::write(dir.join(".env"), &example).unwrap();
+            std::fs::write(
+                dir.join("users.htpasswd"),
+                format!("user:{}\n", crate::helpers::password_hash()),
+            )
+            .unwrap();
+        },
+        "no secret key",
+    )
+    .await;
+    // The placeholder older copies of the example carry is refused by name.
+    assert_refused(
+        &[
+            ("AUTHD_USERS", "users"),
+            ("AUTHD_SECRET_KEY", authd::config::EXAMPLE_SECRET),
+        ],
         users_file,
         "placeholder",
     )
