@@ -11,7 +11,7 @@ pub async fn sessions_command(
     command: &SessionsCommand,
     database_url: &str,
 ) -> Result<String, StoreError> {
-    let store = Store::open(database_url, &StoreOptions::default()).await?;
+    let store = Store::open_existing(database_url, &StoreOptions::default()).await?;
     let sessions = Sessions::new(store.clone(), SessionSettings::default());
     let now = tokens::now();
     let out = match command {

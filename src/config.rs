@@ -165,95 +165,147 @@ pub enum SessionsCommand {
     },
 }
 
-/// The server's flags; each has an environment variable.
+/// The server's flags; each has an environment variable. Every one is accepted after a
+/// subcommand too (`authd sessions list --database-url ...`).
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on, IP:PORT.
-    #[arg(long, env = "AUTHD_LISTEN", default_value = "127.0.0.1:5000")]
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHD_LISTEN",
+        default_value = "127.0.0.1:5000"
+    )]
     pub listen: String,
     /// HMAC secret that signs tokens, 32 bytes or more. Prefer the environment variable or
     /// --secret-key-file: a flag's value is visible to every local user in `ps`.
-    #[arg(long, env = "AUTHD_SECRET_KEY", hide_env_values = true)]
+    #[arg(long, global = true, env = "AUTHD_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<SecretString>,
     /// File holding the secret (a trailing newline is ignored).
-    #[arg(long, env = "AUTHD_SECRET_KEY_FILE")]
+    #[arg(long, global = true, env = "AUTHD_SECRET_KEY_FILE")]
     pub secret_key_file: Option<PathBuf>,
     /// Users file in htpasswd format (`name:hash` a line; argon2id or bcrypt hashes).
-    #[arg(long, env = "AUTHD_USERS")]
+    #[arg(long, global = true, env = "AUTHD_USERS")]
     pub users: Option<PathBuf>,
     /// Access-token lifetime: `30m`, `15m`, `1h`, or seconds; 1s to 24h.
-    #[arg(long, env = "AUTHD_TOKEN_TTL", default_value = "30m")]
+    #[arg(long, global = true, env = "AUTHD_TOKEN_TTL", default_value = "30m")]
     pub token_ttl: String,
     /// Issuer (`iss`) put in tokens and required of them.
-    #[arg(long, env = "AUTHD_ISSUER")]
+    #[arg(long, global = true, env = "AUTHD_ISSUER")]
     pub issuer: Option<String>,
     /// Audience (`aud`) put in tokens and required of them.
-    #[arg(long, env = "AUTHD_AUDIENCE")]
+    #[arg(long, global = true, env = "AUTHD_AUDIENCE")]
     pub audience: Option<String>,
     /// Try it out: the tutorial's user `user` / `password`, a random secret unless one is given,
     /// loopback addresses only.
-    #[arg(long, env = "AUTHD_DEMO", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    #[arg(long, global = true, env = "AUTHD_DEMO", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub demo: bool,
     /// Password hashes computed at once, 1 to 256 (default: the number of cores).
     // Numbers are read as text and checked against `ranges` by `Config::from_args`, so that a
     // bad one is refused like a bad duration: one line naming the variable and its range.
-    #[arg(long, env = "AUTHD_HASH_CONCURRENCY")]
+    #[arg(long, global = true, env = "AUTHD_HASH_CONCURRENCY")]
     pub hash_concurrency: Option<String>,
     /// Logins that may wait for a hashing slot, 0 to 10000; beyond it, 503 "Server busy".
-    #[arg(long, env = "AUTHD_HASH_QUEUE", default_value = "32")]
+    #[arg(long, global = true, env = "AUTHD_HASH_QUEUE", default_value = "32")]
     pub hash_queue: String,
     /// Time a request may take from its headers to its answer (408 past it); 1s to 10m.
-    #[arg(long, env = "AUTHD_REQUEST_TIMEOUT", default_value = "10s")]
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHD_REQUEST_TIMEOUT",
+        default_value = "10s"
+    )]
     pub request_timeout: String,
     /// Time a client has to send a request's headers; the connection is closed past it; 1s to
     /// 10m.
-    #[arg(long, env = "AUTHD_HEADER_READ_TIMEOUT", default_value = "10s")]
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHD_HEADER_READ_TIMEOUT",
+        default_value = "10s"
+    )]
     pub header_read_timeout: String,
     /// Most connections open at once (default: the open-file limit, raised to its hard value at
     /// start, minus a reserve). Past it, the connections idle the longest are closed; 1 to
     /// 1000000.
-    #[arg(long, env = "AUTHD_MAX_CONNECTIONS")]
+    #[arg(long, global = true, env = "AUTHD_MAX_CONNECTIONS")]
     pub max_connections: Option<String>,
     /// Request log lines written a second at most; the rest are counted in a summary line.
     /// 0: no request lines; at most 100000.
-    #[arg(long, env = "AUTHD_ACCESS_LOG_RATE", default_value = "100")]
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHD_ACCESS_LOG_RATE",
+        default_value = "100"
+    )]
     pub access_log_rate: String,
     /// Where sessions and login counters live: `sqlite://data/authd.db` (the default; created on
     /// first start) or `postgres://user:password@host/db` for several instances. `--demo`
     /// without it keeps them in memory.
-    #[arg(long, env = "AUTHD_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHD_DATABASE_URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<SecretString>,
     /// File holding the database URL (it may hold a password); instead of --database-url.
-    #[arg(long, env = "AUTHD_DATABASE_URL_FILE")]
+    #[arg(long, global = true, env = "AUTHD_DATABASE_URL_FILE")]
     pub database_url_file: Option<PathBuf>,
     /// Refresh-token lifetime: how long a session may go unused; 1s to 365d.
-    #[arg(long, env = "AUTHD_REFRESH_TTL", default_value = "14d")]
+    #[arg(long, global = true, env = "AUTHD_REFRESH_TTL", default_value = "14d")]
     pub refresh_ttl: String,
     /// Absolute session lifetime from its login, however often it is refreshed; 1s to 365d.
-    #[arg(long, env = "AUTHD_SESSION_LIFETIME", default_value = "30d")]
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHD_SESSION_LIFETIME",
+        default_value = "30d"
+    )]
     pub session_lifetime: String,
     /// Most live sessions per user, 1 to 10000; a login past it ends that user's oldest session.
-    #[arg(long, env = "AUTHD_MAX_SESSIONS_PER_USER", default_value = "100")]
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHD_MAX_SESSIONS_PER_USER",
+        default_value = "100"
+    )]
     pub max_sessions_per_user: String,
     /// Failed logins allowed per username in one window, 1 to 100; past it, a ban.
-    #[arg(long, env = "AUTHD_THROTTLE_USER_MAX", default_value = "5")]
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHD_THROTTLE_USER_MAX",
+        default_value = "5"
+    )]
     pub throttle_user_max: String,
     /// Failed logins allowed per client address in one window, 1 to 10000; past it, a ban.
-    #[arg(long, env = "AUTHD_THROTTLE_ADDRESS_MAX", default_value = "20")]
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHD_THROTTLE_ADDRESS_MAX",
+        default_value = "20"
+    )]
     pub throttle_address_max: String,
     /// The window failed logins are counted in; 1s to 24h.
-    #[arg(long, env = "AUTHD_THROTTLE_WINDOW", default_value = "5m")]
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHD_THROTTLE_WINDOW",
+        default_value = "5m"
+    )]
     pub throttle_window: String,
     /// How long a user or address is refused (429) once past its limit; 1s to 24h.
-    #[arg(long, env = "AUTHD_THROTTLE_BAN", default_value = "5m")]
+    #[arg(long, global = true, env = "AUTHD_THROTTLE_BAN", default_value = "5m")]
     pub throttle_ban: String,
     /// Reverse proxies whose X-Forwarded-For is believed: IPs and CIDRs, comma-separated.
-    #[arg(long, env = "AUTHD_TRUSTED_PROXIES")]
+    #[arg(long, global = true, env = "AUTHD_TRUSTED_PROXIES")]
     pub trusted_proxies: Option<String>,
     /// Previous secrets, still accepted for the tokens they signed until those expire (during a
     /// key rotation). Comma-separated, or the flag repeated; each is checked like the secret.
     #[arg(
         long,
+        global = true,
         env = "AUTHD_SECRET_KEY_PREVIOUS",
         hide_env_values = true,
         value_delimiter = ','
@@ -261,25 +313,30 @@ pub struct ServeArgs {
     pub secret_key_previous: Vec<SecretString>,
     /// File holding the previous secrets, one a line (blank lines and `#` comments ignored);
     /// instead of --secret-key-previous.
-    #[arg(long, env = "AUTHD_SECRET_KEY_PREVIOUS_FILE")]
+    #[arg(long, global = true, env = "AUTHD_SECRET_KEY_PREVIOUS_FILE")]
     pub secret_key_previous_file: Option<PathBuf>,
     /// TLS certificate chain (PEM). With --tls-key, authd serves HTTPS; re-read on SIGHUP.
-    #[arg(long, env = "AUTHD_TLS_CERT")]
+    #[arg(long, global = true, env = "AUTHD_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1) for --tls-cert.
-    #[arg(long, env = "AUTHD_TLS_KEY")]
+    #[arg(long, global = true, env = "AUTHD_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
     /// RFC 6750 behaviour: `?token=` refused, 401 with `WWW-Authenticate: Bearer` challenges;
     /// needs AUTHD_ISSUER and AUTHD_AUDIENCE.
-    #[arg(long, env = "AUTHD_STRICT", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    #[arg(long, global = true, env = "AUTHD_STRICT", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub strict: bool,
     /// Serve GET /metrics on this IP:PORT (plain HTTP) instead of on the main address.
-    #[arg(long, env = "AUTHD_METRICS_LISTEN")]
+    #[arg(long, global = true, env = "AUTHD_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
     /// Where /verify reads the original request target: `auto` (X-Original-URI or
     /// X-Forwarded-Uri; both present must agree), `x-original-uri` or `x-forwarded-uri` (only
     /// that one, the one your proxy sets).
-    #[arg(long, env = "AUTHD_FORWARDED_URI_HEADER", default_value = "auto")]
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHD_FORWARDED_URI_HEADER",
+        default_value = "auto"
+    )]
     pub forwarded_uri_header: String,
 }
 

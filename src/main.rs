@@ -69,6 +69,8 @@ fn variable_of(message: &str) -> String {
 }
 
 fn sessions(command: &authd::config::SessionsCommand, database_url: &str) -> ExitCode {
+    // Said on every run, so that nobody reads an answer about one database as one about another.
+    eprintln!("authd: database {}", authd::store::describe(database_url));
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => return fail(&e),

@@ -102,6 +102,9 @@ pub enum StoreError {
     /// The database did not answer in time.
     #[error("the database did not answer within {0:?}")]
     Timeout(Duration),
+    /// An admin command found no authd database where it looked.
+    #[error("{0}")]
+    NoDatabase(String),
 }
 
 /// A pool of connections to the sessions database. Cheap to clone (the pool is shared).
@@ -119,8 +122,59 @@ impl Store {
     /// Connects to `url` (`sqlite:...` or `postgres://...`) and runs the migrations. A SQLite
     /// file and its directory are created when missing, and put in WAL mode.
     pub async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        Self::open_as(Target::parse(url)?, options).await
+    }
+
+    /// Opens authd's database at `url` for the admin commands: one that exists and holds authd's
+    /// schema, never a new one (an empty database made on the spot would answer "no sessions"
+    /// about a database that is somewhere else). The schema is brought up to date.
+    pub async fn open_existing(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let target = match Target::parse(url)? {
+            Target::SqliteMemory { .. } => {
+                return Err(StoreError::NoDatabase(
+                    "an in-memory database (the demo's) lives only inside the server".into(),
+                ));
+            }
+            Target::SqliteFile { path, url, .. } => {
+                if !path.is_file() {
+                    return Err(StoreError::NoDatabase(format!(
+                        "no database file at {}",
+                        path.display()
+                    )));
+                }
+                // Never created here: `rw`, whatever the URL asked for.
+                let url = url.replace("mode=rwc", "mode=rw");
+                Target::SqliteFile {
+                    path,
+                    url,
+                    creates: false,
+                }
+            }
+            postgres @ Target::Postgres { .. } => postgres,
+        };
         sqlx::any::install_default_drivers();
-        let target = Target::parse(url)?;
+        let connect_url = target.connect_url();
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(options.op_timeout)
+            .connect(&connect_url);
+        let pool = tokio::time::timeout(options.connect_timeout, pool)
+            .await
+            .map_err(|_| StoreError::Timeout(options.connect_timeout))??;
+        let authd = sqlx::query("SELECT 1 FROM _sqlx_migrations LIMIT 1")
+            .fetch_optional(&pool)
+            .await;
+        pool.close().await;
+        if !matches!(authd, Ok(Some(_))) {
+            return Err(StoreError::NoDatabase(
+                "the database holds no authd schema (is it the one the server uses?)".into(),
+            ));
+        }
+        Self::open_as(target, options).await
+    }
+
+    async fn open_as(target: Target, options: &StoreOptions) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
         if let Target::SqliteFile { path, creates, .. } = &target {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 create_private_dir(dir).map_err(|source| StoreError::CreateDir {
@@ -356,6 +410,25 @@ impl Target {
             }
         }
     }
+}
+
+/// The database `url` names, for a person: a SQLite path, or a PostgreSQL URL without its password.
+pub fn describe(url: &str) -> String {
+    let url = url.trim();
+    if let Some(rest) = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+    {
+        let scheme = &url[..url.len() - rest.len()];
+        return match rest.split_once('@') {
+            Some((user, host)) => {
+                let user = user.split_once(':').map_or(user, |(name, _)| name);
+                format!("{scheme}{user}@{host}")
+            }
+            None => url.to_owned(),
+        };
+    }
+    url.to_owned()
 }
 
 /// Whether `e` says a table is missing: PostgreSQL's `undefined_table`, SQLite's "no such table".

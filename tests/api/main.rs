@@ -2,6 +2,7 @@
 //! run as a subprocess for what only a real process shows (refusals to start, logs, signals).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod admin;
 mod basic_auth;
 mod contract;
 mod deploy;
