@@ -443,7 +443,15 @@ async fn nginx_front_door_from_the_guide_bans_the_client_not_the_proxy_and_logs_
         .unwrap();
     assert_eq!(res.status(), 200, "{}", nginx.log());
     assert_eq!(res.text().await.unwrap(), "app page for [user]\n");
-    let logged = std::fs::read_to_string(&access_log).unwrap();
+    // nginx writes the access line once the answer is sent: wait for it (bounded).
+    let mut logged = String::new();
+    for _ in 0..100 {
+        logged = std::fs::read_to_string(&access_log).unwrap();
+        if logged.contains("GET /app/ HTTP/1.1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(logged.contains("GET /app/ HTTP/1.1"), "{logged}");
     assert!(!logged.contains(&token), "the access log holds the token");
     assert!(

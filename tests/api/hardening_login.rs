@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use argon2::password_hash::PasswordHasher as _;
 
-use crate::helpers::{Binary, run_to_exit};
+use crate::helpers::{Binary, Target, join_all, login_as, run_to_exit, start_with_users, target};
 
 const SECRET: &str = "Zq8s0vB3nW6yT1xK4mR7pL2cF5hJ9dG0aE3uI6oN";
 
@@ -27,54 +27,6 @@ fn htpasswd_bcrypt(password: &str, cost: u32) -> String {
     bcrypt::hash(password, cost)
         .unwrap()
         .replacen("$2b$", "$2y$", 1)
-}
-
-/// Starts the binary with `users` as its users file, the good secret, and `envs`.
-async fn start_with_users(users: &str, envs: &[(&str, &str)]) -> Binary {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("users"), users).unwrap();
-    let mut all = vec![("AUTHD_USERS", "users"), ("AUTHD_SECRET_KEY", SECRET)];
-    all.extend_from_slice(envs);
-    Binary::start_in(dir, &[], &all).await
-}
-
-/// A running binary's address and a client: cheap to clone into spawned tasks.
-#[derive(Clone)]
-struct Target {
-    client: reqwest::Client,
-    base: String,
-}
-
-fn target(app: &Binary) -> Target {
-    Target {
-        client: app.client.clone(),
-        base: app.base.clone(),
-    }
-}
-
-/// Runs every future in its own task and collects the outputs in order.
-async fn join_all<T: Send + 'static>(
-    futures: impl IntoIterator<Item = impl Future<Output = T> + Send + 'static>,
-) -> Vec<T> {
-    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
-    let mut out = Vec::new();
-    for h in handles {
-        out.push(h.await.unwrap());
-    }
-    out
-}
-
-/// `POST /login` as `user` from `xff` (the binary must trust 127.0.0.1 as a proxy).
-async fn login_as(app: &Target, user: &str, password: &str, xff: &str) -> u16 {
-    app.client
-        .post(format!("{}/login", app.base))
-        .basic_auth(user, Some(password))
-        .header("x-forwarded-for", xff)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
 }
 
 fn count(statuses: &[u16], status: u16) -> usize {
@@ -159,68 +111,7 @@ async fn attempts_refused_by_a_user_ban_do_not_count_against_the_address() {
     assert_eq!(login_as(&app, "carol", "carol-pw", b).await, 200);
 }
 
-// Point 3.
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn logins_do_not_starve_under_a_many_address_flood() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    // A cost between the cheap one and the default (8 MiB, one pass): hashing is what saturates.
-    let params = argon2::Params::new(8192, 1, 1, None).unwrap();
-    let hash = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
-        .hash_password(b"alice-pw")
-        .unwrap();
-    let users = format!("alice:{hash}\n");
-    // Default hashing concurrency and queue: only the proxy setting is given.
-    let app = start_with_users(&users, &[("AUTHD_TRUSTED_PROXIES", "127.0.0.1")]).await;
-    let t = target(&app);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let flood_done = Arc::new(AtomicBool::new(false));
-    // 40 addresses, 20 wrong logins each with a random name, 10 at a time per address; a 503 is
-    // retried (an attacker keeps the pressure on), so the flood lasts until 800 were judged.
-    let streams = (0..40u32).flat_map(|addr| (0..10u32).map(move |stream| (addr, stream)));
-    let flood = join_all(streams.map(|(addr, stream)| {
-        let t = t.clone();
-        async move {
-            let xff = format!("10.1.0.{}", addr + 1);
-            for attempt in 0..2u32 {
-                let name = format!("nobody-{addr}-{stream}-{attempt}");
-                for _ in 0..1000 {
-                    let status = login_as(&t, &name, "guess", &xff).await;
-                    if status != 503 || Instant::now() > deadline {
-                        break;
-                    }
-                }
-            }
-        }
-    }));
-    let done = Arc::clone(&flood_done);
-    let flood = async move {
-        flood.await;
-        done.store(true, Ordering::SeqCst);
-    };
-    // Alice logs in 10 times from addresses of her own while the flood runs, a login every
-    // 100 ms once it has started.
-    let alice = join_all((0..10u32).map(|i| {
-        let t = t.clone();
-        let flood_done = Arc::clone(&flood_done);
-        async move {
-            tokio::time::sleep(Duration::from_millis(300 + 100 * u64::from(i))).await;
-            let status = login_as(&t, "alice", "alice-pw", &format!("198.51.100.{i}")).await;
-            (status, !flood_done.load(Ordering::SeqCst))
-        }
-    }));
-    let ((), results) = tokio::join!(flood, alice);
-    assert!(
-        results.iter().all(|(_, during)| *during),
-        "the flood ended before alice's logins did; it proves nothing: {results:?}"
-    );
-    let ok = results.iter().filter(|(s, _)| *s == 200).count();
-    assert!(
-        ok >= 9,
-        "alice's logins during the flood (status, during): {results:?}"
-    );
-}
+// Point 3 (a many-address flood) is in tests/resilience, which runs its tests alone.
 
 // Point 4.
 

@@ -577,3 +577,51 @@ pub async fn demo_token(app: &Binary) -> String {
     let body: serde_json::Value = res.json().await.unwrap();
     body["token"].as_str().unwrap().to_owned()
 }
+
+/// Starts the binary with `users` as its users file, the good secret, and `envs`.
+pub async fn start_with_users(users: &str, envs: &[(&str, &str)]) -> Binary {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("users"), users).unwrap();
+    let mut all = vec![("AUTHD_USERS", "users"), ("AUTHD_SECRET_KEY", SECRET)];
+    all.extend_from_slice(envs);
+    Binary::start_in(dir, &[], &all).await
+}
+
+/// A running binary's address and a client: cheap to clone into spawned tasks.
+#[derive(Clone)]
+pub struct Target {
+    pub client: reqwest::Client,
+    pub base: String,
+}
+
+pub fn target(app: &Binary) -> Target {
+    Target {
+        client: app.client.clone(),
+        base: app.base.clone(),
+    }
+}
+
+/// Runs every future in its own task and collects the outputs in order.
+pub async fn join_all<T: Send + 'static>(
+    futures: impl IntoIterator<Item = impl Future<Output = T> + Send + 'static>,
+) -> Vec<T> {
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+/// `POST /login` as `user` from `xff` (the binary must trust 127.0.0.1 as a proxy).
+pub async fn login_as(app: &Target, user: &str, password: &str, xff: &str) -> u16 {
+    app.client
+        .post(format!("{}/login", app.base))
+        .basic_auth(user, Some(password))
+        .header("x-forwarded-for", xff)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
