@@ -325,3 +325,36 @@ async fn openssl_rand_base64_48_output_is_accepted_as_secret_and_previous_secret
         200
     );
 }
+
+/// Point 11, from the library's public face: a parsed command line, its server settings and the
+/// checked configuration never print a secret through `Debug` (`ServeArgs` derived `Debug` over
+/// plain strings before).
+#[test]
+fn debug_output_of_the_command_line_and_the_configuration_never_shows_a_secret() {
+    use clap::Parser as _;
+    let (secret, previous, db_password) = (
+        "Gm4Xq9Lr2Vw7Tz1Kp6Nb3Hs8Jd5Fc0Ya-Qe7Ui2Oo9Aa4Ee1Rr6Tt3Yy8Pp5Ll0Kk",
+        "Wb8Nc3Vd6Mf1Lg9Kh4Jj7Hk2Gl5Fm0Dn-Ao3Sp8Dq1Fr6Gs9Ht4Ju7Kv2Lw5Zx0Cy",
+        "db-pass-5Jk2Lq9",
+    );
+    let url = format!("postgres://authd:{db_password}@db/authd");
+    let cli = authd::config::Cli::try_parse_from([
+        "authd",
+        "--secret-key",
+        secret,
+        "--secret-key-previous",
+        previous,
+        "--database-url",
+        &url,
+        "--users",
+        "users",
+    ])
+    .unwrap();
+    let shown = format!("{cli:?} {cli:#?} {:?}", cli.serve);
+    let config = authd::Config::from_args(cli.serve).unwrap();
+    let shown = format!("{shown} {config:?} {config:#?}");
+    for s in [secret, previous, db_password] {
+        assert!(!shown.contains(s), "{s} shown by Debug");
+    }
+    assert!(shown.contains("REDACTED"), "{shown}");
+}
