@@ -338,6 +338,11 @@ pub struct ServeArgs {
         default_value = "auto"
     )]
     pub forwarded_uri_header: String,
+    /// Write this process's id to this file once listening (and remove it on a clean exit), for
+    /// `kill -HUP "$(cat FILE)"`: never signal authd by process name, which reaches every authd
+    /// on the host.
+    #[arg(long, global = true, env = "AUTHD_PID_FILE", value_name = "PATH")]
+    pub pid_file: Option<PathBuf>,
 }
 
 /// The PEM files of the HTTPS certificate and its key.

@@ -95,6 +95,7 @@ fn serve(cli: Cli) -> ExitCode {
             None => tracing::warn!("{name} is not a setting and is ignored"),
         }
     }
+    let pid_file = cli.serve.pid_file.clone();
     let config = match Config::from_args(cli.serve) {
         Ok(c) => c,
         Err(e) => return fail(&e),
@@ -118,13 +119,41 @@ fn serve(cli: Cli) -> ExitCode {
         let (scheme, addr, metrics_addr) = (app.scheme(), app.local_addr(), app.metrics_addr());
         // Signals are watched for from here on: one sent as soon as the line below appears counts.
         let serving = app.run();
+        if let Some(path) = &pid_file
+            && let Err(e) = write_pid_file(path)
+        {
+            return fail(&format!(
+                "cannot write the pid file {}: {e}",
+                path.display()
+            ));
+        }
         tracing::info!("listening on {scheme}://{addr}");
         if let Some(addr) = metrics_addr {
             tracing::info!("metrics on http://{addr}/metrics");
         }
         serving.await;
+        if let Some(path) = &pid_file {
+            remove_pid_file(path);
+        }
         ExitCode::SUCCESS
     })
+}
+
+/// Writes this process's id to `path`, whole or not at all (a temp file beside it, renamed).
+fn write_pid_file(path: &std::path::Path) -> std::io::Result<()> {
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(".authd-tmp");
+    std::fs::write(&temp, format!("{}\n", std::process::id()))?;
+    std::fs::rename(&temp, path)
+}
+
+/// Removes the pid file on a clean exit, unless another process has written its own id there.
+fn remove_pid_file(path: &std::path::Path) {
+    let ours = std::fs::read_to_string(path)
+        .is_ok_and(|text| text.trim() == std::process::id().to_string());
+    if ours && let Err(e) = std::fs::remove_file(path) {
+        tracing::warn!("cannot remove the pid file {}: {e}", path.display());
+    }
 }
 
 fn hash_password() -> ExitCode {

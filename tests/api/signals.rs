@@ -27,3 +27,23 @@ async fn sighup_without_tls_reloads_nothing_and_never_ends_the_process() {
     // And SIGTERM still stops it cleanly.
     assert!(app.terminate().await.success());
 }
+
+#[tokio::test]
+async fn the_pid_file_names_this_process_reloads_by_it_and_goes_with_a_clean_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("authd.pid");
+    let mut app = Binary::start_in(dir, &["--demo", "--pid-file", "authd.pid"], &[]).await;
+    let written = std::fs::read_to_string(&pid_file).unwrap();
+    assert_eq!(written.trim(), app.child.id().unwrap().to_string());
+    // The way the README reloads: by the file, not by name.
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -HUP \"$(cat '{}')\"", pid_file.display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    app.wait_for_output("SIGHUP: nothing to reload").await;
+    assert!(app.child.try_wait().unwrap().is_none());
+    assert!(app.terminate().await.success());
+    assert!(!pid_file.exists(), "the pid file outlived the process");
+}
