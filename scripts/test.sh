@@ -7,8 +7,9 @@
 #   - newman (target/npm), which runs the Postman collection in postman/;
 #   - the local PostgreSQL, when one answers on 127.0.0.1:5432, for the store tests;
 #   - Debian's nginx (installed with apt when missing and run as root), for the forward-auth test;
-#   - Debian's caddy, for the guide's Caddy configuration, and systemd, for `systemd-analyze` on
-#     the unit in contrib/ (installed likewise).
+#   - Debian's caddy, for the guide's Caddy configuration, apache2-utils, for users files made by
+#     Apache's htpasswd, and systemd, for `systemd-analyze` on the unit in contrib/ (installed
+#     likewise).
 # Each is installed once and found again on later runs. The tests that need one of these tools are
 # `#[ignore = "needs …"]`, so that a plain `cargo test` reports them as not run; this script runs
 # them all (`--include-ignored`), leaving out (`--skip`, reported by cargo as filtered out) only
@@ -64,6 +65,7 @@ apt_wanted=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_wanted+=(nginx)
 command -v systemd-analyze >/dev/null || apt_wanted+=(systemd)
 command -v caddy >/dev/null || apt_wanted+=(caddy)
+command -v htpasswd >/dev/null || apt_wanted+=(apache2-utils)
 if [ ${#apt_wanted[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   # Keep the package from starting its own nginx on port 80: only the test's instance runs.
   policy=/usr/sbin/policy-rc.d
@@ -91,6 +93,7 @@ missing() { # missing PATTERN WHAT
 { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || missing nginx:: nginx
 command -v systemd-analyze >/dev/null || missing deploy::systemd systemd-analyze
 command -v caddy >/dev/null || missing caddy Caddy
+command -v htpasswd >/dev/null || missing htpasswd:: "htpasswd (apache2-utils)"
 
 # The `test-release` profile: optimised like the release build, without its whole-program LTO.
 sep=(--)

@@ -1,6 +1,7 @@
 //! Who may log in: the users file (htpasswd format: `name:hash` a line, `#` comments, blank lines
 //! ignored) or the demo user, and checking a name and password against them.
 
+mod legacy;
 mod password;
 mod pool;
 mod rewrite;
@@ -112,6 +113,16 @@ impl Users {
                 return Err(malformed("empty user name"));
             }
             let stored = StoredHash::parse(hash.trim()).map_err(|e| malformed(&e.to_string()))?;
+            if stored.is_legacy() {
+                tracing::warn!(
+                    file = origin,
+                    line = i + 1,
+                    kind = stored.cost(),
+                    "users file entry with a hash that is cheap to crack offline, accepted for \
+                     checking only: it is rehashed to argon2id at the user's next successful \
+                     login (or replace it: `authd hash-password`, `htpasswd -B -C 12`)"
+                );
+            }
             if by_name.contains_key(name) {
                 return Err(malformed(&format!("user `{name}` appears twice")));
             }

@@ -1,5 +1,6 @@
-//! Password hashes: argon2id PHC strings (what we make) and bcrypt `$2y$`/`$2b$` (what Apache's
-//! `htpasswd -B` makes). Hashing and verifying are slow on purpose; callers run them off the async
+//! Password hashes: argon2id PHC strings (what we make), bcrypt `$2y$`/`$2b$` (what Apache's
+//! `htpasswd -B` makes), and, for checking until the next login rehashes them, `htpasswd`'s older
+//! `$apr1$` and `{SHA}`. Hashing and verifying are slow on purpose; callers run them off the async
 //! workers (see [`super::HashPool`]).
 
 use std::cell::RefCell;
@@ -36,6 +37,10 @@ pub enum StoredHash {
     Argon2(String),
     /// A bcrypt hash (`$2y$`, `$2b$`, `$2a$`).
     Bcrypt(String),
+    /// Apache's MD5-crypt (`$apr1$`, `htpasswd`'s default): checked, then rehashed at login.
+    Apr1(String),
+    /// Apache's `{SHA}` (one unsalted SHA-1, `htpasswd -s`): checked, then rehashed at login.
+    Sha1(String),
 }
 
 impl std::fmt::Debug for StoredHash {
@@ -43,6 +48,8 @@ impl std::fmt::Debug for StoredHash {
         match self {
             Self::Argon2(_) => f.write_str("Argon2([REDACTED])"),
             Self::Bcrypt(_) => f.write_str("Bcrypt([REDACTED])"),
+            Self::Apr1(_) => f.write_str("Apr1([REDACTED])"),
+            Self::Sha1(_) => f.write_str("Sha1([REDACTED])"),
         }
     }
 }
@@ -56,9 +63,9 @@ pub enum HashFormatError {
     /// Well formed, but with a cost outside the accepted ranges.
     #[error("{0}")]
     OutOfRange(String),
-    /// Some other scheme (MD5 `$apr1$`, `{SHA}`, crypt, plain text).
+    /// Some other scheme (crypt, plain text).
     #[error(
-        "unsupported hash (use argon2id from `authd hash-password`, or bcrypt from `htpasswd -B`)"
+        "unsupported hash (use argon2id from `authd hash-password`, or bcrypt from `htpasswd -B -C 12`)"
     )]
     Unsupported,
 }
@@ -90,6 +97,18 @@ impl StoredHash {
                 )));
             }
             Ok(Self::Bcrypt(s.to_owned()))
+        } else if s.starts_with("$apr1$") {
+            if super::legacy::is_apr1(s) {
+                Ok(Self::Apr1(s.to_owned()))
+            } else {
+                Err(HashFormatError::Malformed("$apr1$"))
+            }
+        } else if s.starts_with("{SHA}") {
+            if super::legacy::is_sha1(s) {
+                Ok(Self::Sha1(s.to_owned()))
+            } else {
+                Err(HashFormatError::Malformed("{SHA}"))
+            }
         } else {
             Err(HashFormatError::Unsupported)
         }
@@ -108,6 +127,8 @@ impl StoredHash {
                 let matches = bcrypt::verify(password, s).unwrap_or(false);
                 matches && password.len() <= BCRYPT_MAX_PASSWORD
             }
+            Self::Apr1(s) => super::legacy::apr1_matches(s, password),
+            Self::Sha1(s) => super::legacy::sha1_matches(s, password),
         }
     }
 
@@ -129,6 +150,8 @@ impl StoredHash {
                 |_| "bcrypt".to_owned(),
                 |p| format!("bcrypt cost {}", p.get_cost()),
             ),
+            Self::Apr1(_) => "apr1 (MD5-crypt)".to_owned(),
+            Self::Sha1(_) => "{SHA} (SHA-1)".to_owned(),
         }
     }
 
@@ -143,10 +166,15 @@ impl StoredHash {
         matches!(self, Self::Bcrypt(_))
     }
 
+    /// Whether this is an entry authd accepts for checking only (`$apr1$`, `{SHA}`).
+    pub fn is_legacy(&self) -> bool {
+        matches!(self, Self::Apr1(_) | Self::Sha1(_))
+    }
+
     /// The hash string, to write it back into a users file.
     pub(crate) fn as_str(&self) -> &str {
         match self {
-            Self::Argon2(s) | Self::Bcrypt(s) => s,
+            Self::Argon2(s) | Self::Bcrypt(s) | Self::Apr1(s) | Self::Sha1(s) => s,
         }
     }
 }
@@ -296,12 +324,17 @@ mod tests {
 
     #[test]
     fn unsupported_and_malformed_hashes_are_refused() {
+        // htpasswd's older hashes are accepted when well formed (see `legacy`), not otherwise.
         assert_eq!(
             StoredHash::parse("$apr1$abc$def"),
-            Err(HashFormatError::Unsupported)
+            Err(HashFormatError::Malformed("$apr1$"))
         );
         assert_eq!(
             StoredHash::parse("{SHA}abc="),
+            Err(HashFormatError::Malformed("{SHA}"))
+        );
+        assert_eq!(
+            StoredHash::parse("$1$abc$def"),
             Err(HashFormatError::Unsupported)
         );
         assert_eq!(

@@ -12,6 +12,7 @@ mod hardening_resources;
 mod hardening_store;
 mod hardening_tokens;
 mod helpers;
+mod htpasswd;
 mod instances;
 mod interop;
 mod library;
