@@ -357,4 +357,11 @@ fn debug_output_of_the_command_line_and_the_configuration_never_shows_a_secret()
         assert!(!shown.contains(s), "{s} shown by Debug");
     }
     assert!(shown.contains("REDACTED"), "{shown}");
+    // The values are all there, for the code that needs them.
+    assert_eq!(config.secret_bytes(), secret.as_bytes());
+    assert_eq!(config.previous_secret_bytes(), vec![previous.as_bytes()]);
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(&config.database_url),
+        url
+    );
 }
