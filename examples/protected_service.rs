@@ -2,7 +2,7 @@
 //! the `Authenticated` extractor, `/reports` behind the `RequireToken` layer, `/healthz` open.
 //!
 //! ```sh
-//! export AUTHD_SECRET_KEY="$(openssl rand -base64 48)"  # the secret both share
+//! export AUTHD_SECRET_KEY="$(openssl rand -base64 48)"  # the secret both share (or _FILE)
 //! cargo run --release -- --demo &                       # authd on 127.0.0.1:5000
 //! cargo run --example protected_service &               # this service on 127.0.0.1:5001
 //! TOKEN=$(curl -s -X POST -u user:password http://localhost:5000/login \
@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use authd::{Authenticated, RequireToken, TokenKeys, TokenSettings};
+use authd::{Authenticated, RequireToken, TokenKeys};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
@@ -47,15 +47,12 @@ async fn reports(Extension(Authenticated(claims)): Extension<Authenticated>) -> 
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let secret = match std::env::var("AUTHD_SECRET_KEY") {
-        Ok(s) => s,
-        Err(_) => return fail("set AUTHD_SECRET_KEY to the secret authd signs with"),
-    };
-    // The same refusals as authd's: no short, placeholder or repetitive secrets.
-    if let Err(e) = authd::config::check_secret(secret.as_bytes()) {
+    // The settings authd reads, resolved as authd resolves them: `./.env` first, then the
+    // environment; the secret, previous keys, lifetime, issuer and audience, checked the same way.
+    if let Err(e) = authd::config::load_env_file(None) {
         return fail(&e.to_string());
     }
-    let keys = match TokenKeys::new(secret.as_bytes(), TokenSettings::default()) {
+    let keys = match authd::config::token_keys_from_env() {
         Ok(k) => Arc::new(k),
         Err(e) => return fail(&e.to_string()),
     };

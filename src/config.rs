@@ -15,7 +15,7 @@ use crate::proxies::{BadForwardedUriHeader, BadProxy, ForwardedUriHeader, Truste
 use crate::sessions::SessionSettings;
 use crate::store::{DEFAULT_DATABASE_URL, MEMORY_DATABASE_URL, StoreOptions};
 use crate::throttle::{ASVS_MAX_FAILURES_PER_HOUR, ThrottleSettings};
-use crate::tokens::TokenSettings;
+use crate::tokens::{TokenKeys, TokenSettings};
 
 mod strength;
 
@@ -384,6 +384,44 @@ impl ServeArgs {
         })
     }
 
+    /// The secret, from the flag or variable or from its file, checked; `None` when none is given.
+    fn checked_secret(&self) -> Result<Option<Vec<u8>>, ConfigError> {
+        let secret = match (&self.secret_key, &self.secret_key_file) {
+            (Some(_), Some(_)) => return Err(ConfigError::TwoSecrets),
+            (Some(s), None) => s.expose_secret().as_bytes().to_vec(),
+            (None, Some(path)) => read_secret_file(path)?,
+            (None, None) => return Ok(None),
+        };
+        check_secret(&secret)?;
+        Ok(Some(secret))
+    }
+
+    /// The previous secrets, each checked like the secret.
+    fn checked_previous_secrets(&self) -> Result<Vec<SecretSlice<u8>>, ConfigError> {
+        self.previous_secrets()?
+            .iter()
+            .map(|s| s.expose_secret().trim())
+            .filter(|s| !s.is_empty())
+            .enumerate()
+            .map(|(i, s)| {
+                check_secret(s.as_bytes()).map_err(|e| ConfigError::PreviousSecret {
+                    index: i + 1,
+                    reason: Box::new(e),
+                })?;
+                Ok(SecretSlice::from(s.as_bytes().to_vec()))
+            })
+            .collect()
+    }
+
+    /// Token lifetime, issuer and audience.
+    fn token_settings(&self) -> Result<TokenSettings, ConfigError> {
+        Ok(TokenSettings {
+            ttl: parse_duration("AUTHD_TOKEN_TTL", &self.token_ttl, ranges::TOKEN_TTL)?,
+            issuer: self.issuer.clone().filter(|s| !s.is_empty()),
+            audience: self.audience.clone().filter(|s| !s.is_empty()),
+        })
+    }
+
     /// The previous secrets, from the flag or variable or from their file.
     fn previous_secrets(&self) -> Result<Vec<SecretString>, ConfigError> {
         match (
@@ -521,6 +559,9 @@ pub enum ConfigError {
     /// A setting was given both as a value and as a file.
     #[error("both {0} and {1} are set; set only one")]
     Both(&'static str, &'static str),
+    /// A setting that does not parse, as the command line's parser says.
+    #[error("{0}")]
+    Settings(String),
     /// A file that should hold text does not.
     #[error("{0}: the file is not UTF-8 text")]
     NotText(&'static str),
@@ -644,18 +685,10 @@ impl Config {
             return Err(ConfigError::DemoNotLoopback(listen));
         }
         let database_url = args.database_url()?;
-        let previous = args.previous_secrets()?;
-        let secret = match (args.secret_key, args.secret_key_file) {
-            (Some(_), Some(_)) => return Err(ConfigError::TwoSecrets),
-            (Some(s), None) => Some(s.expose_secret().as_bytes().to_vec()),
-            (None, Some(path)) => Some(read_secret_file(&path)?),
-            (None, None) => None,
-        };
-        let secret = match secret {
-            Some(bytes) => {
-                check_secret(&bytes)?;
-                bytes
-            }
+        let previous_secrets = args.checked_previous_secrets()?;
+        let tokens = args.token_settings()?;
+        let secret = match args.checked_secret()? {
+            Some(bytes) => bytes,
             None if args.demo => random_secret()?,
             None => return Err(ConfigError::NoSecret),
         };
@@ -664,7 +697,6 @@ impl Config {
             (false, Some(path)) => UsersSource::File(path),
             (false, None) => return Err(ConfigError::NoUsers),
         };
-        let ttl = parse_duration("AUTHD_TOKEN_TTL", &args.token_ttl, ranges::TOKEN_TTL)?;
         let request_timeout = parse_duration(
             "AUTHD_REQUEST_TIMEOUT",
             &args.request_timeout,
@@ -732,27 +764,12 @@ impl Config {
             .as_deref()
             .unwrap_or_default()
             .parse::<TrustedProxies>()?;
-        let previous_secrets = previous
-            .iter()
-            .map(|s| s.expose_secret().trim())
-            .filter(|s| !s.is_empty())
-            .enumerate()
-            .map(|(i, s)| {
-                check_secret(s.as_bytes()).map_err(|e| ConfigError::PreviousSecret {
-                    index: i + 1,
-                    reason: Box::new(e),
-                })?;
-                Ok(SecretSlice::from(s.as_bytes().to_vec()))
-            })
-            .collect::<Result<Vec<_>, ConfigError>>()?;
         let tls = match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             (None, None) => None,
             _ => return Err(ConfigError::TlsHalf),
         };
-        let issuer = args.issuer.filter(|s| !s.is_empty());
-        let audience = args.audience.filter(|s| !s.is_empty());
-        if args.strict && (issuer.is_none() || audience.is_none()) {
+        if args.strict && (tokens.issuer.is_none() || tokens.audience.is_none()) {
             return Err(ConfigError::StrictNeedsIssuerAudience);
         }
         let metrics_listen = args
@@ -765,11 +782,7 @@ impl Config {
             listen,
             secret: SecretSlice::from(secret),
             users,
-            tokens: TokenSettings {
-                ttl,
-                issuer,
-                audience,
-            },
+            tokens,
             limits: Limits {
                 request_timeout,
                 header_read_timeout,
@@ -861,6 +874,25 @@ fn read_secret_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
         bytes.pop();
     }
     Ok(bytes)
+}
+
+/// The token keys another service needs to check authd's tokens exactly as authd does, built
+/// from the same settings authd reads, checked the same way: `AUTHD_SECRET_KEY` or
+/// `AUTHD_SECRET_KEY_FILE`, `AUTHD_SECRET_KEY_PREVIOUS` or `AUTHD_SECRET_KEY_PREVIOUS_FILE`,
+/// `AUTHD_TOKEN_TTL`, `AUTHD_ISSUER` and `AUTHD_AUDIENCE`, from the environment (load a `.env`
+/// first with [`load_env_file`] if the service keeps its settings there).
+pub fn token_keys_from_env() -> Result<TokenKeys, ConfigError> {
+    let cli = Cli::try_parse_from(["authd"]).map_err(|e| {
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or_default();
+        ConfigError::Settings(first.strip_prefix("error: ").unwrap_or(first).to_owned())
+    })?;
+    let args = cli.serve;
+    let secret = args.checked_secret()?.ok_or(ConfigError::NoSecret)?;
+    let previous = args.checked_previous_secrets()?;
+    let previous: Vec<&[u8]> = previous.iter().map(|s| s.expose_secret()).collect();
+    TokenKeys::with_previous(&secret, &previous, args.token_settings()?)
+        .map_err(|e| ConfigError::Settings(format!("cannot build signing keys: {e}")))
 }
 
 /// Every environment variable authd reads (from the command line's definition, so the list

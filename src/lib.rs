@@ -82,6 +82,11 @@
 //!
 //! `examples/protected_service.rs` is such a service, ready to run.
 
+/// The README's Rust snippets, compiled as doctests so that they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub mod admin;
 pub mod config;
 pub mod http;

@@ -124,3 +124,83 @@ async fn tampered_foreign_or_missing_tokens_get_authds_403_answers_from_the_exam
         .unwrap();
     assert_eq!(res.status(), 404);
 }
+
+/// The example service's own executable, built by cargo beside the test binary's `authd`.
+fn example_binary() -> std::path::PathBuf {
+    let authd = crate::helpers::binary_path();
+    let dir = authd.parent().unwrap().join("examples");
+    dir.join(format!("protected_service{}", std::env::consts::EXE_SUFFIX))
+}
+
+#[tokio::test]
+async fn the_example_reads_authds_own_settings_and_accepts_a_strict_authds_token() {
+    // authd as in production: the secret in a file, strict mode with an issuer and an audience.
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    let secret_path = secret_file.display().to_string();
+    let settings = [
+        ("AUTHD_SECRET_KEY_FILE", secret_path.as_str()),
+        ("AUTHD_STRICT", "true"),
+        ("AUTHD_ISSUER", "https://auth.example.com"),
+        ("AUTHD_AUDIENCE", "example-apps"),
+    ];
+    let authd = Binary::start(&["--demo"], &settings).await;
+    let token = authd_token(&authd).await;
+
+    // The example, given nothing but authd's own settings.
+    let port = crate::proxy_servers::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut cmd = tokio::process::Command::new(example_binary());
+    cmd.env_clear()
+        .envs(settings)
+        .env("PROTECTED_SERVICE_LISTEN", &listen)
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut example = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("{:?}: {e}", example_binary()));
+    let mut up = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(&listen).await.is_ok() {
+            up = true;
+            break;
+        }
+        if let Ok(Some(status)) = example.try_wait() {
+            let out = example.wait_with_output().await.unwrap();
+            panic!(
+                "the example exited with {status}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "the example did not listen within 10 s");
+    let res = authd
+        .client
+        .get(format!("http://{listen}/hello"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["user"], "user");
+    // And a token for another audience is refused there as by authd.
+    let foreign = crate::helpers::mint(
+        jsonwebtoken::Algorithm::HS256,
+        SECRET,
+        &serde_json::json!({"sub": "user", "user": "user", "exp": crate::helpers::now() + 600,
+            "iss": "https://auth.example.com", "aud": "someone-else"}),
+    );
+    let res = authd
+        .client
+        .get(format!("http://{listen}/hello"))
+        .bearer_auth(&foreign)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+}
