@@ -27,14 +27,7 @@ fn forged_admin_token(secret: &str) -> String {
 }
 
 async fn protected_status(app: &Binary, token: &str) -> u16 {
-    app.client
-        .get(app.url("/protected"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    app.bearer_status(&app.url("/protected"), token).await
 }
 
 /// Runs the binary to its exit and checks the refusal: exit 1 and one `authd: error:` line on

@@ -432,6 +432,23 @@ impl Binary {
         format!("{}{path}", self.base)
     }
 
+    /// The status of `GET url` (a whole URL, this server's or another's) with `token` as Bearer.
+    pub async fn bearer_status(&self, url: &str, token: &str) -> u16 {
+        let res = self.client.get(url).bearer_auth(token).send().await;
+        res.unwrap().status().as_u16()
+    }
+
+    /// The status of `GET /protected?token=...` on this server.
+    pub async fn query_token_status(&self, token: &str) -> u16 {
+        let res = self
+            .client
+            .get(self.url("/protected"))
+            .query(&[("token", token)])
+            .send()
+            .await;
+        res.unwrap().status().as_u16()
+    }
+
     pub fn output(&self) -> String {
         self.output.lock().unwrap().clone()
     }

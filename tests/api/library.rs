@@ -195,12 +195,6 @@ async fn the_example_reads_authds_own_settings_and_accepts_a_strict_authds_token
         &serde_json::json!({"sub": "user", "user": "user", "exp": crate::helpers::now() + 600,
             "iss": "https://auth.example.com", "aud": "someone-else"}),
     );
-    let res = authd
-        .client
-        .get(format!("http://{listen}/hello"))
-        .bearer_auth(&foreign)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 403);
+    let hello = format!("http://{listen}/hello");
+    assert_eq!(authd.bearer_status(&hello, &foreign).await, 403);
 }

@@ -29,26 +29,20 @@ async fn boolean_settings_take_one_zero_yes_no_on_off() {
         .await;
         let token = demo_token(&app).await;
         // Strict mode is on: the tutorial's ?token= is refused with 400.
-        let res = app
-            .client
-            .get(app.url("/protected"))
-            .query(&[("token", &token)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 400, "AUTHD_STRICT={on}");
+        assert_eq!(
+            app.query_token_status(&token).await,
+            400,
+            "AUTHD_STRICT={on}"
+        );
     }
     for off in ["0", "false", "no", "off"] {
         let app = Binary::start(&["--demo"], &[("AUTHD_STRICT", off)]).await;
         let token = demo_token(&app).await;
-        let res = app
-            .client
-            .get(app.url("/protected"))
-            .query(&[("token", &token)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200, "AUTHD_STRICT={off}");
+        assert_eq!(
+            app.query_token_status(&token).await,
+            200,
+            "AUTHD_STRICT={off}"
+        );
     }
 }
 
@@ -129,14 +123,8 @@ async fn previous_keys_and_the_database_url_can_come_from_files() {
         &old,
         &serde_json::json!({"sub": "user", "user": "user", "exp": now() + 600}),
     );
-    let res = app
-        .client
-        .get(app.url("/protected"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "{}", app.output());
+    let status = app.bearer_status(&app.url("/protected"), &token).await;
+    assert_eq!(status, 200, "{}", app.output());
     // The sessions database is the one the file names.
     assert!(db.exists(), "{}", app.output());
 
