@@ -419,23 +419,7 @@ impl Gates {
         };
         let outcome = tokio::time::timeout_at(deadline, &mut guard.admitted).await;
         guard.settled = true;
-        let in_line = {
-            let mut gates = self.lock();
-            let gate = gates.get_mut(&guard.bucket);
-            match gate {
-                Some(gate) => match gate.waiting.iter().position(|w| w.id == id) {
-                    Some(i) => {
-                        gate.waiting.remove(i);
-                        if gate.is_idle() {
-                            gates.remove(&guard.bucket);
-                        }
-                        true
-                    }
-                    None => false,
-                },
-                None => false,
-            }
-        };
+        let in_line = self.leave_line(&guard.bucket, id);
         let admitted =
             matches!(outcome, Ok(Ok(()))) || (!in_line && guard.admitted.try_recv().is_ok());
         admitted.then(|| Ticket {
@@ -458,6 +442,22 @@ impl Gates {
             gate.known = Some(changed.max(floor(i64::from(gate.in_flight))));
             gate.let_in();
         }
+    }
+
+    /// Takes waiter `id` out of `bucket`'s line; whether it was still there (not yet admitted).
+    fn leave_line(&self, bucket: &str, id: u64) -> bool {
+        let mut gates = self.lock();
+        let Some(gate) = gates.get_mut(bucket) else {
+            return false;
+        };
+        let Some(i) = gate.waiting.iter().position(|w| w.id == id) else {
+            return false;
+        };
+        gate.waiting.remove(i);
+        if gate.is_idle() {
+            gates.remove(bucket);
+        }
+        true
     }
 
     /// An admitted attempt is over: its room goes to the next in line.
@@ -488,22 +488,7 @@ impl Drop for Queued {
         if self.settled {
             return;
         }
-        let in_line = {
-            let mut gates = self.gates.lock();
-            match gates.get_mut(&self.bucket) {
-                Some(gate) => match gate.waiting.iter().position(|w| w.id == self.id) {
-                    Some(i) => {
-                        gate.waiting.remove(i);
-                        if gate.is_idle() {
-                            gates.remove(&self.bucket);
-                        }
-                        true
-                    }
-                    None => false,
-                },
-                None => false,
-            }
-        };
+        let in_line = self.gates.leave_line(&self.bucket, self.id);
         if !in_line && self.admitted.try_recv().is_ok() {
             self.gates.leave(&self.bucket);
         }
