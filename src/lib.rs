@@ -80,6 +80,11 @@
 //! # }
 //! ```
 //!
+//! Both run the one check of [`TokenCheck`], which authd's own routes run too. The state above
+//! is the keys alone, which checks as the tutorial does; for RFC 6750's answers (authd's
+//! `AUTHD_STRICT`), make it `TokenCheck::new(keys, true)` (or give your own state a
+//! `FromRef<YourState> for TokenCheck`), and pass the same to `RequireToken::new`.
+//!
 //! `examples/protected_service.rs` is such a service, ready to run.
 
 /// The README's Rust snippets, compiled as doctests so that they cannot go stale.
@@ -104,6 +109,6 @@ pub mod transport;
 pub mod users;
 
 pub use config::{Cli, Config, ConfigError};
-pub use http::{ApiError, AppState, Authenticated, RequireToken, verify_request};
+pub use http::{ApiError, AppState, Authenticated, RequireToken, TokenCheck};
 pub use startup::{Application, StartError, remove_expired};
 pub use tokens::{Claims, TokenKeys, TokenSettings};

@@ -122,7 +122,8 @@ impl Application {
         let sessions = Sessions::new(store.clone(), config.sessions.clone());
         let throttle = Throttle::new(store, config.throttle.clone(), config.secret_bytes());
         let state = AppState::new(http::Shared {
-            tokens: Arc::new(keys),
+            check: http::TokenCheck::new(Arc::new(keys), config.strict)
+                .counted_in(Arc::clone(&metrics)),
             users: Arc::new(users),
             hashing: Arc::new(
                 HashPool::new(config.hash_concurrency, config.hash_queue)
@@ -132,7 +133,6 @@ impl Application {
             throttle: throttle.clone(),
             proxies: Arc::new(config.trusted_proxies.clone()),
             metrics: Arc::clone(&metrics),
-            strict: config.strict,
             forwarded_uri: config.forwarded_uri_header,
         });
         let metrics_server = match config.metrics_listen {

@@ -4,6 +4,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::auth::Refusal;
 use super::json::message;
 
 /// Everything an HTTP handler can answer with instead of success.
@@ -36,18 +37,11 @@ pub enum ApiError {
     /// A token that does not verify: 403 "Token is invalid!".
     #[error("Token is invalid!")]
     TokenInvalid,
-    /// Strict mode, no token: 401 "Token is missing!" with a bare `Bearer` challenge (RFC 6750
-    /// §3.1: no error code when the request has no credentials).
-    #[error("Token is missing!")]
-    BearerMissing,
-    /// Strict mode, a token that does not verify: 401 "Token is invalid!" with
-    /// `error="invalid_token"`.
-    #[error("Token is invalid!")]
-    BearerInvalid,
-    /// Strict mode, a token in the query string or a malformed Bearer header: 400 with
-    /// `error="invalid_request"`.
-    #[error("Send the token in an Authorization: Bearer header only")]
-    BearerBadRequest,
+    /// Strict mode (RFC 6750), a refused token: 401 "Token is missing!" or "Token is invalid!", or
+    /// 400 for a token in the query string or a malformed Bearer header; each with the challenge
+    /// [`Refusal::challenge`] decides.
+    #[error("{}", bearer_message(*.0))]
+    Bearer(Refusal),
     /// Password hashing is saturated: 503 "Server busy" with `Retry-After`.
     #[error("Server busy")]
     Busy,
@@ -75,11 +69,9 @@ impl ApiError {
     /// The status code of this error.
     pub fn status(self) -> StatusCode {
         match self {
-            Self::CouldNotVerify
-            | Self::RefreshTokenInvalid
-            | Self::BearerMissing
-            | Self::BearerInvalid => StatusCode::UNAUTHORIZED,
-            Self::BearerBadRequest => StatusCode::BAD_REQUEST,
+            Self::CouldNotVerify | Self::RefreshTokenInvalid => StatusCode::UNAUTHORIZED,
+            Self::Bearer(Refusal::BadRequest) => StatusCode::BAD_REQUEST,
+            Self::Bearer(_) => StatusCode::UNAUTHORIZED,
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -98,9 +90,7 @@ impl IntoResponse for ApiError {
         let mut res = message(self.status(), &self.to_string());
         let challenge = match self {
             Self::CouldNotVerify => Some(BASIC_CHALLENGE),
-            Self::BearerMissing => Some(BEARER_CHALLENGE),
-            Self::BearerInvalid => Some(BEARER_INVALID_TOKEN),
-            Self::BearerBadRequest => Some(BEARER_INVALID_REQUEST),
+            Self::Bearer(refusal) => Some(refusal.challenge(true)),
             _ => None,
         };
         if let Some(c) = challenge {
@@ -119,5 +109,14 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         res
+    }
+}
+
+/// The message of a strict-mode refusal: the tutorial's words where they fit.
+fn bearer_message(refusal: Refusal) -> &'static str {
+    match refusal {
+        Refusal::Missing => "Token is missing!",
+        Refusal::Invalid | Refusal::Expired => "Token is invalid!",
+        Refusal::BadRequest => "Send the token in an Authorization: Bearer header only",
     }
 }

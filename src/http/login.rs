@@ -177,7 +177,7 @@ pub(super) fn token_response(
     refresh_token: String,
     now: i64,
 ) -> Result<Response, ApiError> {
-    let issued = state.tokens.issue(username, now).map_err(|e| {
+    let issued = state.check.keys().issue(username, now).map_err(|e| {
         tracing::error!(error = %e, "cannot sign a token");
         ApiError::Internal
     })?;

@@ -5,6 +5,7 @@ mod auth;
 mod client_addr;
 mod edge;
 mod error;
+mod health;
 mod json;
 mod login;
 mod metrics;
@@ -23,19 +24,18 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use auth::{
-    AuthPolicy, Authenticated, Refusal, RequireToken, RequireTokenFuture, RequireTokenService,
-    check_token, verify_request,
+    Authenticated, Refusal, RequireToken, RequireTokenFuture, RequireTokenService, TokenCheck,
 };
 pub use client_addr::ClientAddr;
 pub use edge::{Edge, EdgeConfig, EdgeFuture, HeadLimits, KeepBody, RETRY_PAUSE};
 pub use error::{
     ApiError, BASIC_CHALLENGE, BEARER_CHALLENGE, BEARER_INVALID_REQUEST, BEARER_INVALID_TOKEN,
 };
+pub use health::HealthResponse;
 pub use json::MessageResponse;
 pub use login::LoginResponse;
 pub use metrics::{MetricsState, PROMETHEUS_TEXT, metrics_only_router};
 pub use openapi::document as openapi;
-pub use protected::HealthResponse;
 pub use refresh::RefreshRequest;
 pub use verify::{X_AUTH_EXPIRES, X_AUTH_USER, X_FORWARDED_URI, X_ORIGINAL_URI};
 
@@ -44,7 +44,6 @@ use crate::metrics::Metrics;
 use crate::proxies::{ForwardedUriHeader, TrustedProxies};
 use crate::sessions::Sessions;
 use crate::throttle::Throttle;
-use crate::tokens::TokenKeys;
 use crate::users::{HashPool, Users};
 
 /// Every route of the main router, as axum matches them (latency histograms are made for each).
@@ -82,8 +81,6 @@ impl std::ops::Deref for AppState {
 
 /// The fields of [`AppState`].
 pub struct Shared {
-    /// Signing and verifying keys.
-    pub tokens: Arc<TokenKeys>,
     /// Who may log in.
     pub users: Arc<Users>,
     /// Bounded password hashing.
@@ -96,25 +93,15 @@ pub struct Shared {
     pub proxies: Arc<TrustedProxies>,
     /// Counters and histograms.
     pub metrics: Arc<Metrics>,
-    /// RFC 6750 strict mode for the token check.
-    pub strict: bool,
+    /// The token check: the signing and verifying keys, the strictness, counted in `metrics`.
+    pub check: TokenCheck,
     /// Which header `/verify` reads the original request target from.
     pub forwarded_uri: ForwardedUriHeader,
 }
 
-impl AppState {
-    /// The token-check policy of this state.
-    pub fn auth_policy(&self) -> AuthPolicy {
-        AuthPolicy {
-            strict: self.strict,
-            metrics: Some(Arc::clone(&self.metrics)),
-        }
-    }
-}
-
-impl FromRef<AppState> for Arc<TokenKeys> {
+impl FromRef<AppState> for TokenCheck {
     fn from_ref(state: &AppState) -> Self {
-        Arc::clone(&state.tokens)
+        state.check.clone()
     }
 }
 
@@ -144,7 +131,7 @@ fn api(with_metrics: bool) -> OpenApiRouter<AppState> {
         .routes(routes!(refresh::logout))
         .routes(routes!(protected::protected))
         .routes(routes!(verify::verify))
-        .routes(routes!(protected::healthz))
+        .routes(routes!(health::healthz))
         .routes(routes!(openapi::openapi_json));
     if with_metrics {
         api.routes(routes!(metrics::metrics))

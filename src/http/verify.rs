@@ -9,10 +9,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
 
 use super::AppState;
-use super::auth::{Refusal, authorization_values, check_token};
+use super::auth::Refusal;
 use super::edge::KeepBody;
-use super::error::{BEARER_CHALLENGE, BEARER_INVALID_REQUEST, BEARER_INVALID_TOKEN};
-use crate::metrics::TokenOutcome;
 use crate::proxies::ForwardedUriHeader;
 
 /// The user the token was issued to (`sub`, else the tutorial's `user` claim).
@@ -54,21 +52,14 @@ pub const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri
     ),
 )]
 pub async fn verify(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
-    let policy = state.auth_policy();
+    let check = &state.check;
     let result = original_query(&headers, uri.query(), state.forwarded_uri)
-        .ok_or(if policy.strict {
+        .ok_or(if check.strict() {
             Refusal::BadRequest
         } else {
             Refusal::Invalid
         })
-        .and_then(|query| {
-            check_token(
-                &state.tokens,
-                policy.strict,
-                query,
-                authorization_values(&headers),
-            )
-        })
+        .and_then(|query| check.judge(query, &headers))
         .and_then(|c| {
             // The proxy needs someone to name: a valid token without a subject, or with one that
             // cannot be a header value, is refused here (it still opens /protected).
@@ -78,11 +69,7 @@ pub async fn verify(State(state): State<AppState>, headers: HeaderMap, uri: Uri)
                 .ok_or(Refusal::Invalid)?;
             Ok((user, c.exp))
         });
-    policy.count(
-        result
-            .as_ref()
-            .map_or_else(|r| r.outcome(), |_| TokenOutcome::Ok),
-    );
+    check.count(result.as_ref().map(|_| ()).map_err(|r| *r));
     match result {
         Ok((user, exp)) => {
             let mut res = Response::new(Body::empty());
@@ -93,11 +80,7 @@ pub async fn verify(State(state): State<AppState>, headers: HeaderMap, uri: Uri)
             res
         }
         Err(refusal) => {
-            let challenge = match (policy.strict, refusal) {
-                (_, Refusal::Missing) | (false, _) => BEARER_CHALLENGE,
-                (true, Refusal::Invalid | Refusal::Expired) => BEARER_INVALID_TOKEN,
-                (true, Refusal::BadRequest) => BEARER_INVALID_REQUEST,
-            };
+            let challenge = refusal.challenge(check.strict());
             let mut res = Response::new(Body::empty());
             *res.status_mut() = StatusCode::UNAUTHORIZED;
             let h = res.headers_mut();
