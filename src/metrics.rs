@@ -43,10 +43,18 @@ pub enum LoginOutcome {
     Busy,
     /// Refused by the brute-force throttle (429), without hashing.
     Throttled,
+    /// The database did not answer, or the login failed on our side (503, 500).
+    Unavailable,
 }
 
 impl LoginOutcome {
-    const ALL: [Self; 4] = [Self::Ok, Self::BadCredentials, Self::Busy, Self::Throttled];
+    const ALL: [Self; 5] = [
+        Self::Ok,
+        Self::BadCredentials,
+        Self::Busy,
+        Self::Throttled,
+        Self::Unavailable,
+    ];
 
     /// The `outcome` label value.
     pub fn label(self) -> &'static str {
@@ -55,6 +63,7 @@ impl LoginOutcome {
             Self::BadCredentials => "bad_credentials",
             Self::Busy => "busy",
             Self::Throttled => "throttled",
+            Self::Unavailable => "unavailable",
         }
     }
 }
@@ -117,7 +126,7 @@ impl RefreshOutcome {
 pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
-    logins: [Counter; 4],
+    logins: [Counter; 5],
     token_checks: [Counter; 4],
     refreshes: [Counter; 4],
     /// Latency histograms of the routes known at start, looked up by route.

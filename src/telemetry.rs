@@ -247,10 +247,11 @@ impl AccessBudget {
     }
 
     /// Logs how many lines were suppressed since the last call, if any: called once a second.
-    pub fn report(&self) {
+    /// `what` names the lines (`access`, `failure`).
+    pub fn report(&self, what: &str) {
         let n = self.take_suppressed();
         if n > 0 {
-            tracing::info!(target: "authd::log", "{n} access lines suppressed in the last second");
+            tracing::info!(target: "authd::log", "{n} {what} lines suppressed in the last second");
         }
     }
 }

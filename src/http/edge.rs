@@ -28,7 +28,7 @@ use axum::response::IntoResponse;
 use http_body_util::Limited;
 use tower::Service;
 
-use super::error::ApiError;
+use super::error::{ApiError, Cause};
 use super::json::message;
 use crate::metrics::Metrics;
 use crate::telemetry::{ACCESS_TARGET, AccessBudget, Cut};
@@ -70,7 +70,13 @@ pub struct EdgeConfig {
     pub metrics: Option<Arc<Metrics>>,
     /// Request lines written a second at most; the rest are counted.
     pub access_log: AccessBudget,
+    /// Lines naming the cause of a 5xx written a second at most (the database down under a
+    /// flood must not flood the log); the rest are counted.
+    pub failure_log: AccessBudget,
 }
+
+/// Lines a second naming the causes of 5xx answers, at most.
+const FAILURE_LINES_PER_SECOND: u32 = 20;
 
 /// Bytes of an unmatched path written in its request line; the rest is left out and counted
 /// (`…[+N bytes]`): a path may be as long as the head limit, and the log is not the attacker's.
@@ -102,6 +108,7 @@ impl EdgeConfig {
             routes,
             metrics,
             access_log: AccessBudget::new(limits.access_log_rate),
+            failure_log: AccessBudget::new(FAILURE_LINES_PER_SECOND),
         }
     }
 }
@@ -159,7 +166,8 @@ impl<S> Edge<S> {
     /// Logs how many request lines were left out since the last call, if any (the accept loop
     /// calls it once a second).
     pub fn report_suppressed_lines(&self) {
-        self.config.access_log.report();
+        self.config.access_log.report("access");
+        self.config.failure_log.report("failure");
     }
 
     /// The same service for one connection from `peer`: handlers find the address as
@@ -272,21 +280,33 @@ struct LogEntry {
 }
 
 impl LogEntry {
-    fn finish(self, status: StatusCode) {
+    /// Records the latency, logs the cause of a 5xx (the one place it is logged: handlers answer
+    /// with it in the answer's [`Cause`]) and writes the request line, each within its budget.
+    fn finish(self, status: StatusCode, cause: Option<&Cause>) {
         let now = Instant::now();
         let latency = now.saturating_duration_since(self.start);
         let route = self.route.and_then(|i| self.config.routes.get(i));
         if let Some(m) = &self.config.metrics {
             m.request_duration(route.map(String::as_str), latency);
         }
-        if !self.config.access_log.admit(now) {
-            return;
-        }
         let path = match (route, &self.unmatched) {
             (Some(r), _) => r.as_str(),
             (None, Some(uri)) => uri.path(),
             (None, None) => "",
         };
+        if let Some(cause) = cause
+            && self.config.failure_log.admit(now)
+        {
+            tracing::error!(
+                method = %Cut(self.method.as_str(), MAX_LOGGED_METHOD),
+                path = %Cut(path, MAX_LOGGED_PATH),
+                status = status.as_u16(),
+                "{cause}"
+            );
+        }
+        if !self.config.access_log.admit(now) {
+            return;
+        }
         tracing::info!(
             target: ACCESS_TARGET,
             method = %Cut(self.method.as_str(), MAX_LOGGED_METHOD),
@@ -361,15 +381,14 @@ where
             c.pause(Instant::now());
         }
         if let Some(log) = this.log.take() {
-            log.finish(res.status());
+            log.finish(res.status(), res.extensions().get::<Cause>());
         }
         Poll::Ready(Ok(res))
     }
 }
 
 fn panicked() -> Response<Body> {
-    tracing::error!("a handler panicked");
-    ApiError::Internal.into_response()
+    ApiError::Internal(Cause::new("a handler", &"panicked")).into_response()
 }
 
 fn mark_sensitive(headers: &mut HeaderMap, name: &HeaderName) {

@@ -1,14 +1,39 @@
 //! The one HTTP error type: each variant owns its status code and its `{"message": ...}` body.
-//! Internal causes are logged by the caller, never echoed to the client.
+//! The domain errors become answers here (`From` impls, so handlers use `?`). The cause of a 5xx
+//! travels with the answer (a [`Cause`] in its extensions) to the edge, which logs it once with
+//! the route; it is never echoed to the client.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use std::sync::Arc;
+
 use super::auth::Refusal;
 use super::json::message;
+use crate::sessions::SessionError;
+use crate::store::StoreError;
+use crate::throttle::ThrottleError;
+
+/// Why a request was answered 5xx, for the log: what failed and the error it failed with. Never
+/// sent to the client; the edge logs it with the route (see the module's documentation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause(Arc<str>);
+
+impl Cause {
+    /// `what` failed with `error`.
+    pub fn new(what: &str, error: &dyn std::fmt::Display) -> Self {
+        Self(format!("{what}: {error}").into())
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// Everything an HTTP handler can answer with instead of success.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
     /// A refresh token that is unknown, expired, spent or revoked: 401 "Refresh token is invalid!".
     #[error("Refresh token is invalid!")]
@@ -21,7 +46,7 @@ pub enum ApiError {
     },
     /// The store is down or too slow: 503 "Service unavailable". The cause is logged.
     #[error("Service unavailable")]
-    StoreUnavailable,
+    StoreUnavailable(Cause),
     /// A request body that is not what the route takes: 400 with what was expected.
     #[error("{0}")]
     BadRequest(&'static str),
@@ -51,9 +76,9 @@ pub enum ApiError {
     /// Too many or too large headers: 431.
     #[error("Request Header Fields Too Large")]
     HeadersTooLarge,
-    /// Something failed on our side: 500. The cause is logged where it happened.
+    /// Something failed on our side: 500. The cause is logged.
     #[error("Internal server error")]
-    Internal,
+    Internal(Cause),
 }
 
 /// The realm named in `WWW-Authenticate` on 401 answers.
@@ -67,20 +92,20 @@ pub const BEARER_INVALID_REQUEST: &str = r#"Bearer realm="authd", error="invalid
 
 impl ApiError {
     /// The status code of this error.
-    pub fn status(self) -> StatusCode {
+    pub fn status(&self) -> StatusCode {
         match self {
             Self::CouldNotVerify | Self::RefreshTokenInvalid => StatusCode::UNAUTHORIZED,
             Self::Bearer(Refusal::BadRequest) => StatusCode::BAD_REQUEST,
             Self::Bearer(_) => StatusCode::UNAUTHORIZED,
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TokenMissing | Self::TokenInvalid => StatusCode::FORBIDDEN,
             Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::UriTooLong => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -88,7 +113,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut res = message(self.status(), &self.to_string());
-        let challenge = match self {
+        let challenge = match &self {
             Self::CouldNotVerify => Some(BASIC_CHALLENGE),
             Self::Bearer(refusal) => Some(refusal.challenge(true)),
             _ => None,
@@ -106,9 +131,40 @@ impl IntoResponse for ApiError {
                 res.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             }
+            Self::StoreUnavailable(cause) | Self::Internal(cause) => {
+                res.extensions_mut().insert(cause);
+            }
             _ => {}
         }
         res
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Self::StoreUnavailable(Cause::new("store unavailable", &e))
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::Invalid | SessionError::Reused => Self::RefreshTokenInvalid,
+            SessionError::Store(e) => e.into(),
+            SessionError::Random(e) => {
+                Self::Internal(Cause::new("no random bytes for a refresh token", &e))
+            }
+        }
+    }
+}
+
+impl From<ThrottleError> for ApiError {
+    fn from(e: ThrottleError) -> Self {
+        match e {
+            ThrottleError::Limited { retry_after } => Self::TooManyAttempts { retry_after },
+            ThrottleError::Busy => Self::Busy,
+            ThrottleError::Store(e) => e.into(),
+        }
     }
 }
 

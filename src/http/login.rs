@@ -10,12 +10,10 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::client_addr::ClientAddr;
-use super::error::ApiError;
+use super::error::{ApiError, Cause};
 use super::json::{MessageResponse, json};
 use crate::metrics::LoginOutcome;
-use crate::sessions::SessionError;
-use crate::store::StoreError;
-use crate::throttle::{ThrottleError, site_key};
+use crate::throttle::site_key;
 use crate::tokens;
 use crate::transport::parse_basic;
 
@@ -84,24 +82,37 @@ pub async fn login(
     ClientAddr(client): ClientAddr,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let Some(creds) = headers
+    let creds = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| parse_basic(v.as_bytes()))
-    else {
-        state.metrics.login(LoginOutcome::BadCredentials);
-        return Err(ApiError::CouldNotVerify);
+        .and_then(|v| parse_basic(v.as_bytes()));
+    let judged = creds.is_some();
+    let result = match creds {
+        None => Err(ApiError::CouldNotVerify),
+        // From here on the attempt runs to its verdict in a task of its own. It is counted in the
+        // throttle when it begins and forgiven when it succeeds: a client that hung up, or the
+        // request timeout, must not cut it off in between and leave it counted as a failure (a
+        // few such hang-ups under load would ban a user who never guessed).
+        Some(creds) => tokio::spawn(judge(state.clone(), client, creds.username, creds.password))
+            .await
+            .unwrap_or_else(|e| Err(ApiError::Internal(Cause::new("a login task failed", &e)))),
     };
-    // From here on the attempt runs to its verdict in a task of its own. It is counted in the
-    // throttle when it begins and forgiven when it succeeds: a client that hung up, or the request
-    // timeout, must not cut it off in between and leave it counted as a failure (a few such
-    // hang-ups under load would ban a user who never guessed).
-    match tokio::spawn(judge(state, client, creds.username, creds.password)).await {
-        Ok(answer) => answer,
-        Err(e) => {
-            tracing::error!(error = %e, "a login task failed");
-            Err(ApiError::Internal)
-        }
+    let outcome = match &result {
+        Ok(_) => LoginOutcome::Ok,
+        Err(ApiError::CouldNotVerify) => LoginOutcome::BadCredentials,
+        Err(ApiError::TooManyAttempts { .. }) => LoginOutcome::Throttled,
+        Err(ApiError::Busy) => LoginOutcome::Busy,
+        Err(_) => LoginOutcome::Unavailable,
+    };
+    state.metrics.login(outcome);
+    if judged
+        && matches!(
+            outcome,
+            LoginOutcome::BadCredentials | LoginOutcome::Throttled
+        )
+    {
+        tracing::info!(target: "authd::login", outcome = outcome.label(), "login refused");
     }
+    result
 }
 
 /// Reserves a hashing place, counts the attempt, checks the password and records the verdict.
@@ -114,34 +125,21 @@ async fn judge(
     // A place for the hash first: when hashing is saturated the answer is 503 (after a short
     // wait in a line that serves the addresses holding the fewest places first), before the
     // attempt is written to the database (so a flood costs the store nothing).
-    let Ok(slot) = state
+    let slot = state
         .hashing
         .reserve_for(&site_key(client), HASH_WAIT)
         .await
-    else {
-        state.metrics.login(LoginOutcome::Busy);
-        return Err(ApiError::Busy);
-    };
-    let attempt = match state.throttle.begin(&username, client, tokens::now()).await {
-        Ok(a) => a,
-        Err(ThrottleError::Limited { retry_after }) => {
-            state.metrics.login(LoginOutcome::Throttled);
-            tracing::info!(target: "authd::login", outcome = "throttled", "login refused");
-            return Err(ApiError::TooManyAttempts { retry_after });
-        }
-        Err(ThrottleError::Busy) => {
-            state.metrics.login(LoginOutcome::Busy);
-            return Err(ApiError::Busy);
-        }
-        Err(ThrottleError::Store(e)) => return Err(store_unavailable(&e)),
-    };
+        .map_err(|_| ApiError::Busy)?;
+    let attempt = state
+        .throttle
+        .begin(&username, client, tokens::now())
+        .await?;
     let users = state.users.clone();
     let name = username.clone();
     let checked = slot
         .run(move || users.check(&name, password.expose_secret().as_bytes()))
         .await;
     let Ok(ok) = checked else {
-        state.metrics.login(LoginOutcome::Busy);
         // The password was never looked at (the pool is gone, or hashing panicked): this attempt
         // does not count towards a ban.
         if let Err(e) = state.throttle.withdrawn(&attempt).await {
@@ -150,24 +148,12 @@ async fn judge(
         return Err(ApiError::Busy);
     };
     if !ok {
-        state.metrics.login(LoginOutcome::BadCredentials);
-        tracing::info!(target: "authd::login", outcome = "bad_credentials", "login refused");
         return Err(ApiError::CouldNotVerify);
     }
     let now = tokens::now();
-    state
-        .throttle
-        .succeeded(&attempt, now)
-        .await
-        .map_err(|e| store_unavailable(&e))?;
-    let refresh_token = state
-        .sessions
-        .start(&username, now)
-        .await
-        .map_err(|e| session_failure(&e))?;
-    let res = token_response(&state, &username, refresh_token.0, now)?;
-    state.metrics.login(LoginOutcome::Ok);
-    Ok(res)
+    state.throttle.succeeded(&attempt, now).await?;
+    let refresh_token = state.sessions.start(&username, now).await?;
+    token_response(&state, &username, refresh_token.0, now)
 }
 
 /// The answer to a login or a refresh: a new access token beside `refresh_token`, not cacheable.
@@ -177,10 +163,11 @@ pub(super) fn token_response(
     refresh_token: String,
     now: i64,
 ) -> Result<Response, ApiError> {
-    let issued = state.check.keys().issue(username, now).map_err(|e| {
-        tracing::error!(error = %e, "cannot sign a token");
-        ApiError::Internal
-    })?;
+    let issued = state
+        .check
+        .keys()
+        .issue(username, now)
+        .map_err(|e| ApiError::Internal(Cause::new("cannot sign a token", &e)))?;
     let mut res = json(
         StatusCode::OK,
         &LoginResponse {
@@ -196,22 +183,4 @@ pub(super) fn token_response(
     res.headers_mut()
         .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(res)
-}
-
-/// Logs why the store failed and answers 503.
-pub(super) fn store_unavailable(e: &StoreError) -> ApiError {
-    tracing::error!(error = %e, "store unavailable");
-    ApiError::StoreUnavailable
-}
-
-/// Maps a failure to start or rotate a session.
-pub(super) fn session_failure(e: &SessionError) -> ApiError {
-    match e {
-        SessionError::Invalid | SessionError::Reused => ApiError::RefreshTokenInvalid,
-        SessionError::Store(e) => store_unavailable(e),
-        SessionError::Random(e) => {
-            tracing::error!(error = %e, "no random bytes for a refresh token");
-            ApiError::Internal
-        }
-    }
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::error::ApiError;
-use super::login::{session_failure, store_unavailable, token_response};
+use super::login::token_response;
 use crate::metrics::RefreshOutcome;
 use crate::sessions::SessionError;
 use crate::tokens;
@@ -74,18 +74,16 @@ pub async fn refresh(
                 )
             })
         })
-        .await
-        .map_err(|e| {
-            state.metrics.refresh(match &e {
-                SessionError::Reused => RefreshOutcome::Reused,
-                SessionError::Store(_) => RefreshOutcome::Unavailable,
-                SessionError::Invalid | SessionError::Random(_) => RefreshOutcome::Invalid,
-            });
-            session_failure(&e)
-        })?;
-    let res = answered?;
-    state.metrics.refresh(RefreshOutcome::Ok);
-    Ok(res)
+        .await;
+    // The outcome, decided once and counted once.
+    let outcome = match &answered {
+        Ok(Ok(_)) => RefreshOutcome::Ok,
+        Err(SessionError::Reused) => RefreshOutcome::Reused,
+        Err(SessionError::Store(_)) | Ok(Err(_)) => RefreshOutcome::Unavailable,
+        Err(SessionError::Invalid | SessionError::Random(_)) => RefreshOutcome::Invalid,
+    };
+    state.metrics.refresh(outcome);
+    answered?
 }
 
 /// Revokes the session of the refresh token; 204 whether or not it was known.
@@ -113,11 +111,7 @@ pub async fn logout(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let presented = presented_token(&headers, &body, Route::Logout)?;
-    state
-        .sessions
-        .revoke(&presented, tokens::now())
-        .await
-        .map_err(|e| store_unavailable(&e))?;
+    state.sessions.revoke(&presented, tokens::now()).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

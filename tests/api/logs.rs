@@ -90,3 +90,59 @@ async fn logs_carry_requests_but_no_token_password_or_secret() {
         );
     }
 }
+
+/// The cause of a 5xx is logged once, where the error turns into the answer, with the route and
+/// the status: not at each place it passed through, and never in the answer.
+#[tokio::test]
+async fn the_cause_of_a_503_is_logged_once_with_its_route_and_not_sent_to_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("users"),
+        format!("alice:{}\n", password_hash()),
+    )
+    .unwrap();
+    let db = dir.path().join("authd.db");
+    let url = format!("sqlite://{}", db.display());
+    let app = Binary::start_in(
+        dir,
+        &[],
+        &[
+            ("AUTHD_SECRET_KEY", crate::helpers::SECRET),
+            ("AUTHD_USERS", "users"),
+            ("AUTHD_DATABASE_URL", &url),
+        ],
+    )
+    .await;
+    assert_eq!(app.login("alice", "password").await.status(), 200);
+    // From now on the database refuses to start a session: the login's last step fails.
+    {
+        use sqlx::Connection as _;
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql(
+            "CREATE TRIGGER refuse_sessions BEFORE INSERT ON session_families \
+             BEGIN SELECT RAISE(ABORT, 'sessions-refused-by-the-test'); END",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+    }
+    let res = app.login("alice", "password").await;
+    assert_eq!(res.status(), 503);
+    let body = res.text().await.unwrap();
+    assert_eq!(body, "{\"message\":\"Service unavailable\"}\n");
+    app.wait_for_output("sessions-refused-by-the-test").await;
+    // The served line comes after the cause's: once it is there, every line about it is.
+    app.wait_for_output("status=503").await;
+    let output = app.output();
+    let lines: Vec<&str> = output
+        .lines()
+        .filter(|l| l.contains("sessions-refused-by-the-test"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{output}");
+    let line = lines[0];
+    for part in ["ERROR", "store unavailable", "/login", "503"] {
+        assert!(line.contains(part), "{part} missing from: {line}");
+    }
+}
