@@ -130,7 +130,7 @@ pub struct Metrics {
     token_checks: [Counter; 4],
     refreshes: [Counter; 4],
     /// Latency histograms of the routes known at start, looked up by route.
-    routes: Vec<(&'static str, Histogram)>,
+    routes: Vec<(String, Histogram)>,
     unmatched: Histogram,
     hashes_in_flight: Gauge,
 }
@@ -147,7 +147,7 @@ const METADATA: Metadata<'static> =
 impl Metrics {
     /// Registers every series, with a latency histogram for each of `routes` (as axum matches
     /// them, e.g. `/protected`).
-    pub fn new(routes: &[&'static str]) -> Self {
+    pub fn new(routes: &[String]) -> Self {
         let builder = PrometheusBuilder::new();
         // Buckets make the latency a real Prometheus histogram rather than a summary. The only
         // error is an empty bucket list, which ours is not.
@@ -193,7 +193,7 @@ impl Metrics {
         let refreshes = RefreshOutcome::ALL.map(|o| counter(REFRESHES, o.label()));
         let routes = routes
             .iter()
-            .map(|&r| (r, Self::route_histogram(&recorder, r)))
+            .map(|r| (r.clone(), Self::route_histogram(&recorder, r)))
             .collect();
         let unmatched = Self::route_histogram(&recorder, UNMATCHED_ROUTE);
         let hashes_in_flight =
@@ -270,7 +270,7 @@ mod tests {
 
     #[test]
     fn rendering_shows_counters_histograms_and_the_gauge() {
-        let m = Metrics::new(&["/login"]);
+        let m = Metrics::new(&["/login".to_owned()]);
         m.login(LoginOutcome::Ok);
         m.login(LoginOutcome::Busy);
         m.login(LoginOutcome::Busy);

@@ -116,7 +116,7 @@ impl Application {
         let tls = config.tls.clone().map(Tls::load).transpose()?.map(Arc::new);
         let reload = Some(Box::pin(server::reload_on_sighup(tls.clone()))
             as Pin<Box<dyn Future<Output = ()> + Send>>);
-        let metrics = Arc::new(Metrics::new(http::ROUTES));
+        let metrics = Arc::new(Metrics::new(&http::routes(config.metrics_listen.is_none())));
         let store = Store::open(config.database_url.expose_secret(), &config.store).await?;
         tracing::info!(backend = ?store.backend(), "database ready");
         let sessions = Sessions::new(store.clone(), config.sessions.clone());

@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::Limits;
 use crate::metrics::Metrics;
@@ -48,12 +48,16 @@ pub async fn metrics(State(state): State<MetricsState>) -> Response {
 /// A router serving only `GET /metrics` (404 in JSON for anything else), for
 /// `AUTHD_METRICS_LISTEN`.
 pub fn metrics_only_router(state: MetricsState, limits: &Limits) -> super::HttpService {
-    let router = Router::new()
-        .route("/metrics", get(metrics))
+    // Registered as on the main router, so its path is written once (in `metrics`'s
+    // `#[utoipa::path]`).
+    let (router, doc) = OpenApiRouter::new()
+        .routes(routes!(metrics))
+        .split_for_parts();
+    let router = router
         .fallback(|| async { StatusCode::NOT_FOUND })
         .with_state(state);
     super::Edge::new(
         router,
-        super::EdgeConfig::new(limits, vec!["/metrics".to_owned()], None),
+        super::EdgeConfig::new(limits, super::paths(&doc), None),
     )
 }

@@ -46,17 +46,6 @@ use crate::sessions::Sessions;
 use crate::throttle::Throttle;
 use crate::users::{HashPool, Users};
 
-/// Every route of the main router, as axum matches them (latency histograms are made for each).
-pub const ROUTES: &[&str] = &[
-    "/login",
-    "/refresh",
-    "/logout",
-    "/protected",
-    "/verify",
-    "/healthz",
-    "/metrics",
-];
-
 /// What handlers share: keys built once, the users, the hashing pool, the store's sessions and
 /// login counters, the trusted proxies, metrics.
 ///
@@ -140,23 +129,28 @@ fn api(with_metrics: bool) -> OpenApiRouter<AppState> {
     }
 }
 
+/// Every route of the main router (`GET /metrics` among them when `with_metrics`), as axum
+/// matches them: read from the same [`api`] the router is built from, so the metrics' histograms,
+/// the edge's route names and the document cannot list other routes than those served.
+pub fn routes(with_metrics: bool) -> Vec<String> {
+    paths(&api(with_metrics).into_openapi())
+}
+
+/// The paths of a document made by an `OpenApiRouter`.
+fn paths(doc: &utoipa::openapi::OpenApi) -> Vec<String> {
+    doc.paths.paths.keys().cloned().collect()
+}
+
 /// The application's HTTP service: the router inside its [`Edge`] (limits, timeout, JSON errors,
 /// latency metrics, request log); `GET /metrics` is on it when `with_metrics` (otherwise it is
 /// served on an address of its own, see [`metrics_only_router`]).
 pub fn router(state: AppState, limits: &Limits, with_metrics: bool) -> HttpService {
     let metrics = Arc::clone(&state.metrics);
-    let (routes, doc) = api(with_metrics).split_for_parts();
-    let router = routes
+    let (router, doc) = api(with_metrics).split_for_parts();
+    let router = router
         .fallback(|| async { StatusCode::NOT_FOUND })
         .with_state(state);
-    Edge::new(
-        router,
-        EdgeConfig::new(
-            limits,
-            doc.paths.paths.keys().cloned().collect(),
-            Some(metrics),
-        ),
-    )
+    Edge::new(router, EdgeConfig::new(limits, paths(&doc), Some(metrics)))
 }
 
 /// The router behind its [`Edge`], as the accept loop serves it.

@@ -72,39 +72,49 @@ impl Modify for SecuritySchemes {
 }
 
 /// Answers that any route can give, because of the layers every request goes through: status,
-/// component name, description.
-const SHARED_ANSWERS: &[(StatusCode, &str, &str)] = &[
-    (
-        StatusCode::REQUEST_TIMEOUT,
-        "RequestTimeout",
-        "The answer took longer than the request timeout (`AUTHD_REQUEST_TIMEOUT`).",
-    ),
-    (
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "PayloadTooLarge",
-        "The request body is over 16 KiB.",
-    ),
-    (
-        StatusCode::URI_TOO_LONG,
-        "UriTooLong",
-        "The request target is too long.",
-    ),
-    (
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-        "HeadersTooLarge",
-        "Too many headers, or the target and headers are over 96 KiB together.",
-    ),
-];
+/// component name, description (the limits as the configuration sets them).
+fn shared_answers() -> [(StatusCode, &'static str, String); 4] {
+    let limits = crate::config::Limits::default();
+    [
+        (
+            StatusCode::REQUEST_TIMEOUT,
+            "RequestTimeout",
+            "The answer took longer than the request timeout (`AUTHD_REQUEST_TIMEOUT`).".into(),
+        ),
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLarge",
+            format!(
+                "The request body is over {} KiB.",
+                limits.max_body_bytes / 1024
+            ),
+        ),
+        (
+            StatusCode::URI_TOO_LONG,
+            "UriTooLong",
+            "The request target is too long.".into(),
+        ),
+        (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "HeadersTooLarge",
+            format!(
+                "Too many headers, or the target and headers are over {} KiB together.",
+                limits.max_head_bytes / 1024
+            ),
+        ),
+    ]
+}
 
-/// Adds [`SHARED_ANSWERS`] to the components and to every operation of `doc`.
+/// Adds [`shared_answers`] to the components and to every operation of `doc`.
 fn add_shared_answers(doc: &mut OpenApi) {
+    let shared = shared_answers();
     let components = doc.components.get_or_insert_with(Default::default);
-    for (status, name, description) in SHARED_ANSWERS {
+    for (status, name, description) in &shared {
         let example = serde_json::json!({ "message": status.canonical_reason() });
         components.responses.insert(
             (*name).to_owned(),
             ResponseBuilder::new()
-                .description(*description)
+                .description(description.as_str())
                 .content(
                     "application/json",
                     ContentBuilder::new()
@@ -134,7 +144,7 @@ fn add_shared_answers(doc: &mut OpenApi) {
 }
 
 fn add_to_operation(operation: &mut Operation) {
-    for (status, name, _) in SHARED_ANSWERS {
+    for (status, name, _) in &shared_answers() {
         operation.responses.responses.insert(
             status.as_u16().to_string(),
             Ref::new(format!("#/components/responses/{name}")).into(),
@@ -188,7 +198,7 @@ mod tests {
         assert!(!paths.is_empty());
         for (path, item) in paths {
             for (method, op) in item.as_object().unwrap() {
-                for (status, name, _) in SHARED_ANSWERS {
+                for (status, name, _) in &shared_answers() {
                     let r = &op["responses"][status.as_u16().to_string()]["$ref"];
                     assert_eq!(
                         r,
