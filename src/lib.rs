@@ -98,7 +98,7 @@ pub mod http;
 mod keys;
 pub mod metrics;
 pub mod proxies;
-pub mod server;
+mod server;
 pub mod sessions;
 mod startup;
 pub mod store;
@@ -109,6 +109,7 @@ pub mod transport;
 pub mod users;
 
 pub use config::{Cli, Config, ConfigError};
-pub use http::{ApiError, AppState, Authenticated, RequireToken, TokenCheck};
+pub use http::{ApiError, Authenticated, RequireToken, TokenCheck};
+pub use server::TlsError;
 pub use startup::{Application, StartError, remove_expired};
 pub use tokens::{Claims, TokenKeys, TokenSettings};

@@ -12,7 +12,7 @@ use crate::proxies::TrustedProxies;
 
 /// The address a request is counted against by the login throttle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr(pub IpAddr);
+pub(crate) struct ClientAddr(pub(crate) IpAddr);
 
 impl<S> FromRequestParts<S> for ClientAddr
 where

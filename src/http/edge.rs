@@ -36,7 +36,7 @@ use crate::telemetry::{ACCESS_TARGET, AccessBudget, Cut};
 /// Marks an error answer whose body is exactly what its handler made, such as `/verify`'s empty
 /// 401 that a proxy could otherwise pass on to its client: the JSON rewrite leaves it alone.
 #[derive(Debug, Clone, Copy)]
-pub struct KeepBody;
+pub(crate) struct KeepBody;
 
 /// Head limits answered in JSON (hyper's own, higher caps answer past them).
 #[derive(Debug, Clone, Copy)]
@@ -428,7 +428,7 @@ fn body_too_large(headers: &HeaderMap, max: usize) -> bool {
 /// Gives every error answer a JSON body: those made by our handlers already have one; those made
 /// by routing and by the extractors (404, 405, 408, 413, 415, 422, ...) get `{"message": reason}`,
 /// keeping their status and headers (such as `Allow`).
-pub fn json_errors(res: Response<Body>) -> Response<Body> {
+pub(super) fn json_errors(res: Response<Body>) -> Response<Body> {
     let status = res.status();
     if !(status.is_client_error() || status.is_server_error())
         || res.extensions().get::<KeepBody>().is_some()

@@ -32,7 +32,7 @@ pub struct HealthResponse {
     summary = "Health, with the database's state",
     responses((status = 200, description = "The server is up; `store` says whether the database answers.", body = HealthResponse)),
 )]
-pub async fn healthz(State(state): State<AppState>) -> Response {
+pub(super) async fn healthz(State(state): State<AppState>) -> Response {
     match state.sessions.store().ping().await {
         Ok(()) => json(
             StatusCode::OK,

@@ -8,10 +8,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 /// `Content-Type` of every answer.
-pub const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+pub(super) const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// Serializes `value` as the body of a `status` answer.
-pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+pub(super) fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(mut body) => {
             body.push(b'\n');
@@ -36,12 +36,12 @@ pub struct MessageResponse<'a> {
 }
 
 /// `{"message": text}` with `status`.
-pub fn message(status: StatusCode, text: &str) -> Response {
+pub(super) fn message(status: StatusCode, text: &str) -> Response {
     json(status, &MessageResponse { message: text })
 }
 
 /// A JSON answer whose body is fixed at compile time (no serializing on the hot path).
-pub fn static_json(status: StatusCode, body: &'static str) -> Response {
+pub(super) fn static_json(status: StatusCode, body: &'static str) -> Response {
     with_body(status, Body::from(body))
 }
 

@@ -77,7 +77,7 @@ impl std::fmt::Debug for LoginResponse {
             example = json!({"message": "Server busy"})),
     ),
 )]
-pub async fn login(
+pub(super) async fn login(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
     headers: HeaderMap,

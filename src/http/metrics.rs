@@ -15,7 +15,7 @@ use crate::users::HashPool;
 
 /// What `/metrics` reads.
 #[derive(Debug, Clone)]
-pub struct MetricsState {
+pub(crate) struct MetricsState {
     /// The counters and histograms.
     pub metrics: Arc<Metrics>,
     /// The hashing pool, for the hashes-in-flight gauge.
@@ -23,7 +23,7 @@ pub struct MetricsState {
 }
 
 /// `Content-Type` of the Prometheus text format.
-pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(super) const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Renders every series.
 #[utoipa::path(
@@ -35,7 +35,7 @@ pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
         password hashes in flight. On its own address instead when `AUTHD_METRICS_LISTEN` is set.",
     responses((status = 200, description = "Every series.", content_type = "text/plain; version=0.0.4; charset=utf-8", body = String)),
 )]
-pub async fn metrics(State(state): State<MetricsState>) -> Response {
+pub(super) async fn metrics(State(state): State<MetricsState>) -> Response {
     let body = state.metrics.render(state.hashing.in_flight());
     let mut res = body.into_response();
     res.headers_mut().insert(
@@ -47,7 +47,7 @@ pub async fn metrics(State(state): State<MetricsState>) -> Response {
 
 /// A router serving only `GET /metrics` (404 in JSON for anything else), for
 /// `AUTHD_METRICS_LISTEN`.
-pub fn metrics_only_router(state: MetricsState, limits: &Limits) -> super::HttpService {
+pub(crate) fn metrics_only_router(state: MetricsState, limits: &Limits) -> super::HttpService {
     // Registered as on the main router, so its path is written once (in `metrics`'s
     // `#[utoipa::path]`).
     let (router, doc) = OpenApiRouter::new()

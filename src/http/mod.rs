@@ -26,15 +26,15 @@ use utoipa_axum::routes;
 pub use auth::{
     Authenticated, Refusal, RequireToken, RequireTokenFuture, RequireTokenService, TokenCheck,
 };
-pub use client_addr::ClientAddr;
-pub use edge::{Edge, EdgeConfig, EdgeFuture, HeadLimits, KeepBody, RETRY_PAUSE};
+pub(crate) use edge::EdgeConfig;
+pub use edge::{Edge, EdgeFuture, RETRY_PAUSE};
 pub use error::{
     ApiError, BASIC_CHALLENGE, BEARER_CHALLENGE, BEARER_INVALID_REQUEST, BEARER_INVALID_TOKEN,
 };
 pub use health::HealthResponse;
 pub use json::MessageResponse;
 pub use login::LoginResponse;
-pub use metrics::{MetricsState, PROMETHEUS_TEXT, metrics_only_router};
+pub(crate) use metrics::{MetricsState, metrics_only_router};
 pub use openapi::document as openapi;
 pub use refresh::RefreshRequest;
 pub use verify::{X_AUTH_EXPIRES, X_AUTH_USER, X_FORWARDED_URI, X_ORIGINAL_URI};
@@ -51,11 +51,11 @@ use crate::users::{HashPool, Users};
 ///
 /// Cheap to clone (one reference count): axum clones the state for every request it routes.
 #[derive(Clone)]
-pub struct AppState(Arc<Shared>);
+pub(crate) struct AppState(Arc<Shared>);
 
 impl AppState {
     /// Wraps what the handlers share.
-    pub fn new(shared: Shared) -> Self {
+    pub(crate) fn new(shared: Shared) -> Self {
         Self(Arc::new(shared))
     }
 }
@@ -69,23 +69,23 @@ impl std::ops::Deref for AppState {
 }
 
 /// The fields of [`AppState`].
-pub struct Shared {
+pub(crate) struct Shared {
     /// Who may log in.
-    pub users: Arc<Users>,
+    pub(crate) users: Arc<Users>,
     /// Bounded password hashing.
-    pub hashing: Arc<HashPool>,
+    pub(crate) hashing: Arc<HashPool>,
     /// Refresh-token families.
-    pub sessions: Sessions,
+    pub(crate) sessions: Sessions,
     /// Failed-login counters.
-    pub throttle: Throttle,
+    pub(crate) throttle: Throttle,
     /// Proxies whose `X-Forwarded-For` is believed.
-    pub proxies: Arc<TrustedProxies>,
+    pub(crate) proxies: Arc<TrustedProxies>,
     /// Counters and histograms.
-    pub metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
     /// The token check: the signing and verifying keys, the strictness, counted in `metrics`.
-    pub check: TokenCheck,
+    pub(crate) check: TokenCheck,
     /// Which header `/verify` reads the original request target from.
-    pub forwarded_uri: ForwardedUriHeader,
+    pub(crate) forwarded_uri: ForwardedUriHeader,
 }
 
 impl FromRef<AppState> for TokenCheck {
@@ -130,9 +130,9 @@ fn api(with_metrics: bool) -> OpenApiRouter<AppState> {
 }
 
 /// Every route of the main router (`GET /metrics` among them when `with_metrics`), as axum
-/// matches them: read from the same [`api`] the router is built from, so the metrics' histograms,
+/// matches them: read from the same `api()` the router is built from, so the metrics' histograms,
 /// the edge's route names and the document cannot list other routes than those served.
-pub fn routes(with_metrics: bool) -> Vec<String> {
+pub(crate) fn routes(with_metrics: bool) -> Vec<String> {
     paths(&api(with_metrics).into_openapi())
 }
 
@@ -143,8 +143,8 @@ fn paths(doc: &utoipa::openapi::OpenApi) -> Vec<String> {
 
 /// The application's HTTP service: the router inside its [`Edge`] (limits, timeout, JSON errors,
 /// latency metrics, request log); `GET /metrics` is on it when `with_metrics` (otherwise it is
-/// served on an address of its own, see [`metrics_only_router`]).
-pub fn router(state: AppState, limits: &Limits, with_metrics: bool) -> HttpService {
+/// served on an address of its own, see `metrics_only_router`).
+pub(crate) fn router(state: AppState, limits: &Limits, with_metrics: bool) -> HttpService {
     let metrics = Arc::clone(&state.metrics);
     let (router, doc) = api(with_metrics).split_for_parts();
     let router = router

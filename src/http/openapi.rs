@@ -31,7 +31,7 @@ use super::json::{MessageResponse, json};
     ),
     modifiers(&SecuritySchemes),
 )]
-pub struct ApiDoc;
+pub(super) struct ApiDoc;
 
 /// HTTP Basic for `/login`; the `token` query parameter and HTTP Bearer for `/protected`.
 struct SecuritySchemes;
@@ -182,7 +182,7 @@ fn served() -> &'static serde_json::Value {
     summary = "This OpenAPI 3.1 document",
     responses((status = 200, description = "The document.", body = Object)),
 )]
-pub async fn openapi_json() -> Response {
+pub(super) async fn openapi_json() -> Response {
     json(StatusCode::OK, served())
 }
 

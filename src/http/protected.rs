@@ -27,7 +27,7 @@ use super::json::{MessageResponse, static_json};
             body = MessageResponse, example = json!({"message": "Token is invalid!"})),
     ),
 )]
-pub async fn protected(_: Authenticated) -> Response {
+pub(super) async fn protected(_: Authenticated) -> Response {
     // What `message(StatusCode::OK, "This is a protected route.")` writes, without serializing
     // it for every request (a unit test below holds the two together).
     static_json(StatusCode::OK, PROTECTED_BODY)

@@ -53,7 +53,7 @@ const EXPECTED: &str = "Expected a refresh_token: JSON {\"refresh_token\": \"...
         (status = 503, description = "The database does not answer.", body = super::MessageResponse),
     ),
 )]
-pub async fn refresh(
+pub(super) async fn refresh(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
@@ -105,7 +105,7 @@ pub async fn refresh(
         (status = 503, description = "The database does not answer.", body = super::MessageResponse),
     ),
 )]
-pub async fn logout(
+pub(super) async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,

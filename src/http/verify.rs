@@ -51,7 +51,11 @@ pub const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri
             headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"authd\"`, with an RFC 6750 error code"))),
     ),
 )]
-pub async fn verify(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+pub(super) async fn verify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
     let check = &state.check;
     let result = original_query(&headers, uri.query(), state.forwarded_uri)
         .ok_or(if check.strict() {

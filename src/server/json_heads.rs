@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// A connection whose bare 4xx heads are rewritten to JSON answers.
 #[derive(Debug)]
-pub struct JsonErrorHeads<S> {
+pub(crate) struct JsonErrorHeads<S> {
     inner: S,
     /// A rewritten answer still being written: the bytes and how many are out.
     pending: Option<(Vec<u8>, usize)>,
@@ -24,7 +24,7 @@ pub struct JsonErrorHeads<S> {
 
 impl<S> JsonErrorHeads<S> {
     /// Wraps a connection.
-    pub fn new(inner: S) -> Self {
+    pub(crate) fn new(inner: S) -> Self {
         Self {
             inner,
             pending: None,

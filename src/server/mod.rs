@@ -26,8 +26,9 @@ mod tls;
 
 pub(crate) use connections::{Connections, cap_for, raise_open_file_limit};
 use connections::{Held, Slot};
-pub use json_heads::JsonErrorHeads;
-pub use tls::{Tls, TlsError};
+pub(crate) use json_heads::JsonErrorHeads;
+pub(crate) use tls::Tls;
+pub use tls::TlsError;
 
 /// How long the accept loop waits after running out of descriptors before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -284,7 +285,7 @@ impl<F: Future> Future for TrackedFuture<F> {
 /// it is always watched for: SIGHUP means "reload", never "stop") and, in the returned future,
 /// re-reads the TLS certificate and key on each one, when there are any. A reload that fails is
 /// logged and the previous certificate stays in use.
-pub fn reload_on_sighup(tls: Option<Arc<Tls>>) -> impl Future<Output = ()> + Send + 'static {
+pub(crate) fn reload_on_sighup(tls: Option<Arc<Tls>>) -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     async move {
@@ -314,7 +315,7 @@ pub fn reload_on_sighup(tls: Option<Arc<Tls>>) -> impl Future<Output = ()> + Sen
 
 /// Watches for Ctrl-C and SIGTERM from the moment it is called (so that a signal sent as soon as
 /// the server says it is listening is not lost); the returned future completes on either.
-pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+pub(crate) fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     let (interrupt, terminate) = {
         use tokio::signal::unix::{SignalKind, signal};

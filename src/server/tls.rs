@@ -39,7 +39,7 @@ pub enum TlsError {
 }
 
 /// The HTTPS acceptor, reloadable from its files.
-pub struct Tls {
+pub(crate) struct Tls {
     files: TlsFiles,
     current: RwLock<TlsAcceptor>,
 }
@@ -54,7 +54,7 @@ impl std::fmt::Debug for Tls {
 
 impl Tls {
     /// Reads the certificate chain and key and builds the acceptor.
-    pub fn load(files: TlsFiles) -> Result<Self, TlsError> {
+    pub(crate) fn load(files: TlsFiles) -> Result<Self, TlsError> {
         let config = server_config(&files)?;
         Ok(Self {
             files,
@@ -63,7 +63,7 @@ impl Tls {
     }
 
     /// The acceptor for a new connection.
-    pub fn acceptor(&self) -> TlsAcceptor {
+    pub(crate) fn acceptor(&self) -> TlsAcceptor {
         self.current
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -71,7 +71,7 @@ impl Tls {
     }
 
     /// Re-reads the files; on any error the current configuration stays.
-    pub fn reload(&self) -> Result<(), TlsError> {
+    pub(crate) fn reload(&self) -> Result<(), TlsError> {
         let config = server_config(&self.files)?;
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = TlsAcceptor::from(config);
         Ok(())
@@ -127,7 +127,7 @@ connection: close\r\ncontent-length: 56\r\n\r\n{\"message\":\"This port speaks H
 
 /// Whether the client opened with a TLS handshake. When it did not (plain HTTP on the HTTPS
 /// port), it is answered a JSON 400 and `false` is returned; the caller drops the connection.
-pub async fn starts_with_tls(stream: &mut TcpStream) -> io::Result<bool> {
+pub(super) async fn starts_with_tls(stream: &mut TcpStream) -> io::Result<bool> {
     let mut first = [0u8; 1];
     if stream.peek(&mut first).await? == 0 {
         return Ok(false);

@@ -252,7 +252,7 @@ fn verify_argon2(phc: &str, password: &[u8]) -> Option<bool> {
 /// Gives back this thread's argon2 working memory; the next verification on the thread allocates
 /// it again. Hashing threads call it when they have been idle for a while, so that a server
 /// between logins does not hold 19 MiB per hashing thread.
-pub fn release_thread_memory() {
+pub(super) fn release_thread_memory() {
     ARGON2_MEMORY.with(|memory| {
         if let Ok(mut memory) = memory.try_borrow_mut() {
             *memory = Vec::new();
@@ -262,7 +262,7 @@ pub fn release_thread_memory() {
 
 /// Whether this thread holds argon2 working memory now.
 #[cfg(test)]
-pub fn holds_thread_memory() -> bool {
+pub(crate) fn holds_thread_memory() -> bool {
     ARGON2_MEMORY.with(|memory| memory.try_borrow().is_ok_and(|m| m.capacity() > 0))
 }
 

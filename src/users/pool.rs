@@ -22,13 +22,13 @@ use std::time::Duration;
 /// How long a hashing thread keeps its working memory with no job to do. Under a steady stream of
 /// logins the memory is reused from one hash to the next; a login after a quiet spell pays for
 /// allocating it again (a few milliseconds of page faults next to a ~25 ms hash).
-pub const RELEASE_AFTER: Duration = Duration::from_secs(2);
+pub(super) const RELEASE_AFTER: Duration = Duration::from_secs(2);
 
 /// How much hashing threads lower their scheduling priority (a nice value, added to the
 /// process's). When a hash and an async worker want the same core, the kernel then gives the
 /// worker most of it: with 10, about nine tenths (CFS weights 1024 and 110). A login flood slows
 /// logins, not token checks. On a core nobody else wants, hashing runs at full speed as before.
-pub const HASHING_NICENESS: i32 = 10;
+pub(super) const HASHING_NICENESS: i32 = 10;
 
 /// Every hashing thread is busy and every queue place is taken (or the pool is gone).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -1,5 +1,7 @@
 //! One integration-test binary: the server started in-process on port 0, and the built binary
 //! run as a subprocess for what only a real process shows (refusals to start, logs, signals).
+// Test crates have no public face: their helpers are `pub` for their sibling modules.
+#![allow(unreachable_pub)]
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod admin;

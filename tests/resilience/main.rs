@@ -1,6 +1,8 @@
 //! Under load and attack, against the real binary: many connections, slow clients, a login flood,
 //! shutdown under load. A test binary of its own, so that it does not share the machine with the
 //! functional suite; its tests take one at a time (`serial`). Every loop is bounded in time.
+// Test crates have no public face: their helpers are `pub` for their sibling modules.
+#![allow(unreachable_pub)]
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[path = "../api/helpers.rs"]
