@@ -56,7 +56,7 @@ pub(crate) fn metrics_only_router(state: MetricsState, limits: &Limits) -> super
     let router = router
         .fallback(|| async { StatusCode::NOT_FOUND })
         .with_state(state);
-    super::Edge::new(
+    super::edge::build(
         router,
         super::EdgeConfig::new(limits, super::paths(&doc), None),
     )

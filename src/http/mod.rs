@@ -16,7 +16,6 @@ mod verify;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::FromRef;
 use axum::http::StatusCode;
 use utoipa::OpenApi as _;
@@ -27,7 +26,10 @@ pub use auth::{
     Authenticated, Refusal, RequireToken, RequireTokenFuture, RequireTokenService, TokenCheck,
 };
 pub(crate) use edge::EdgeConfig;
-pub use edge::{Edge, EdgeFuture, RETRY_PAUSE};
+pub use edge::{
+    AccessLog, AccessLogFuture, Edge, EdgeFuture, HeadLimits, HeadLimitsFuture, LazyTimeout,
+    LazyTimeoutFuture, PanicAnswer, RETRY_PAUSE, Stack,
+};
 pub use error::{
     ApiError, BASIC_CHALLENGE, BEARER_CHALLENGE, BEARER_INVALID_REQUEST, BEARER_INVALID_TOKEN,
 };
@@ -150,8 +152,8 @@ pub(crate) fn router(state: AppState, limits: &Limits, with_metrics: bool) -> Ht
     let router = router
         .fallback(|| async { StatusCode::NOT_FOUND })
         .with_state(state);
-    Edge::new(router, EdgeConfig::new(limits, paths(&doc), Some(metrics)))
+    edge::build(router, EdgeConfig::new(limits, paths(&doc), Some(metrics)))
 }
 
 /// The router behind its [`Edge`], as the accept loop serves it.
-pub type HttpService = Edge<Router>;
+pub type HttpService = Edge<Stack>;

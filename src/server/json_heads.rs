@@ -3,7 +3,7 @@
 //! When a request cannot even be parsed (a target over 64 KiB, a head over the hard cap, bytes
 //! that are not HTTP), hyper answers by itself, before any of our code runs, with a bare head:
 //! `HTTP/1.1 414 URI Too Long`, `connection: close`, `content-length: 0`, `date`. Our own error
-//! answers carry a JSON body (see `http::edge::json_errors`) or, when deliberately empty
+//! answers carry a JSON body (see `http/edge/json_errors.rs`) or, when deliberately empty
 //! (`/verify`'s 401), headers of their own such as `www-authenticate`; so a 4xx head with
 //! `content-length: 0`, nothing after it and no header but those three can only be the parser's.
 //! This writer swaps it for the same status with a `{"message": reason}` body.
