@@ -155,14 +155,10 @@ async fn judge(
         return Err(ApiError::CouldNotVerify);
     }
     let now = tokens::now();
-    state
-        .throttle
-        .succeeded(&attempt, now)
-        .await
-        .map_err(|e| store_unavailable(&e))?;
+    // The throttle's forgiveness and the new session: one transaction, one commit.
     let refresh_token = state
         .sessions
-        .start(&username, now)
+        .start_after(&state.throttle, &attempt, &username, now)
         .await
         .map_err(|e| session_failure(&e))?;
     let res = token_response(&state, &username, refresh_token.0, now)?;
