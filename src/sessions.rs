@@ -10,8 +10,10 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sqlx::Row as _;
+use sqlx::{AnyConnection, Connection as _};
 
 use crate::store::{Store, StoreError, digest, hex};
+use crate::throttle::{Attempt, Throttle};
 
 /// Length of a refresh token: 32 random bytes in unpadded base64url.
 pub const REFRESH_TOKEN_LEN: usize = 43;
@@ -112,62 +114,119 @@ impl Sessions {
 
     /// Starts a session for `username` (after a successful login) and returns its first token.
     /// Past [`SessionSettings::max_per_user`] live sessions, the user's oldest end (their rows
-    /// go, with those of the user's dead sessions, so a login loop grows nothing).
+    /// go, with those of the user's dead sessions, so a login loop grows nothing). One
+    /// transaction; see [`Sessions::start_after`] for a login's.
     pub async fn start(&self, username: &str, now: i64) -> Result<RefreshToken, SessionError> {
+        let (token, new) = self.new_session(now)?;
+        self.store
+            .bounded(async {
+                let mut tx = self.store.pool().begin().await?;
+                self.start_in(&mut tx, username, &new).await?;
+                tx.commit().await?;
+                Ok(())
+            })
+            .await?;
+        Ok(token)
+    }
+
+    /// Records a successful login in one transaction, so with one commit: `throttle` forgives
+    /// `attempt` (the attempt it admitted), and a session starts for `username` as
+    /// [`Sessions::start`] starts one. The throttle's rows are written first, then the sessions'
+    /// (the order of [`Throttle::begin`]'s rows, then these), so that concurrent logins on
+    /// PostgreSQL cannot deadlock; the forgiveness locks the user's throttle row, so two logins
+    /// of one user trim that user's sessions one after the other, never side by side.
+    pub async fn start_after(
+        &self,
+        throttle: &Throttle,
+        attempt: &Attempt,
+        username: &str,
+        now: i64,
+    ) -> Result<RefreshToken, SessionError> {
+        let (token, new) = self.new_session(now)?;
+        self.store
+            .bounded(async {
+                let mut tx = self.store.pool().begin().await?;
+                throttle.forgive_in(&mut tx, attempt).await?;
+                self.start_in(&mut tx, username, &new).await?;
+                tx.commit().await?;
+                Ok(())
+            })
+            .await?;
+        throttle.forgiven(attempt);
+        Ok(token)
+    }
+
+    /// A new session's id, first token and lifetimes, made before its transaction begins.
+    fn new_session(&self, now: i64) -> Result<(RefreshToken, NewSession), SessionError> {
         let family = random_id()?;
         let mut lookup = [0u8; LOOKUP_BYTES];
         getrandom::fill(&mut lookup).map_err(|e| SessionError::Random(e.to_string()))?;
         let (token, presented) = new_token(&lookup)?;
-        let family_expires = now.saturating_add(secs(self.settings.lifetime));
-        let token_expires = now
+        let expires_at = now.saturating_add(secs(self.settings.lifetime));
+        let token_expires_at = now
             .saturating_add(secs(self.settings.refresh_ttl))
-            .min(family_expires);
-        self.store
-            .bounded(async {
-                sqlx::query(
-                    "INSERT INTO session_families \
-                     (id, username, created_at, last_used_at, expires_at, revoked_at, \
-                      lookup, token_digest, token_expires_at, started_order) \
-                     VALUES ($1, $2, $3, $3, $4, NULL, $5, $6, $7, $8)",
-                )
-                .bind(&family)
-                .bind(username)
-                .bind(now)
-                .bind(family_expires)
-                .bind(&presented.lookup)
-                .bind(&presented.digest)
-                .bind(token_expires)
-                .bind(started_order())
-                .execute(self.store.pool())
-                .await?;
-                Ok(())
-            })
-            .await?;
-        // Its own statement after the insert has committed, so that it sees every session of the
-        // user that committed before it (on PostgreSQL, concurrent logins of one user may leave
-        // the cap passed by those still in flight until the next login), and holds row locks for
-        // one statement only. A failure leaves the new session valid: the next login trims.
-        let trimmed = self
-            .store
-            .bounded(async {
-                let done = sqlx::query(
-                    "DELETE FROM session_families WHERE username = $1 AND id NOT IN \
-                     (SELECT id FROM session_families WHERE username = $1 \
-                      AND revoked_at IS NULL AND expires_at > $2 AND token_expires_at > $2 \
-                      ORDER BY created_at DESC, started_order DESC LIMIT $3)",
-                )
-                .bind(username)
-                .bind(now)
-                .bind(i64::from(self.settings.max_per_user.max(1)))
-                .execute(self.store.pool())
-                .await?;
-                Ok(done.rows_affected())
-            })
-            .await;
-        if let Err(e) = trimmed {
-            tracing::warn!(target: "authd::sessions", error = %e, "could not trim old sessions");
+            .min(expires_at);
+        let new = NewSession {
+            family,
+            presented,
+            now,
+            expires_at,
+            token_expires_at,
+        };
+        Ok((token, new))
+    }
+
+    /// Writes `new` for `username` and trims the user's sessions to the cap, in the caller's
+    /// transaction ([`Sessions::start`]).
+    async fn start_in(
+        &self,
+        conn: &mut AnyConnection,
+        username: &str,
+        new: &NewSession,
+    ) -> Result<(), StoreError> {
+        let now = new.now;
+        sqlx::query(
+            "INSERT INTO session_families \
+             (id, username, created_at, last_used_at, expires_at, revoked_at, \
+              lookup, token_digest, token_expires_at, started_order) \
+             VALUES ($1, $2, $3, $3, $4, NULL, $5, $6, $7, $8)",
+        )
+        .bind(&new.family)
+        .bind(username)
+        .bind(now)
+        .bind(new.expires_at)
+        .bind(&new.presented.lookup)
+        .bind(&new.presented.digest)
+        .bind(new.token_expires_at)
+        .bind(started_order())
+        .execute(&mut *conn)
+        .await?;
+        // After the insert, so that the new session counts among the newest. On PostgreSQL the
+        // statement sees every session of the user committed before it starts (READ COMMITTED).
+        // In a savepoint, so that its failure (on PostgreSQL, a deadlock with the cleanup's
+        // deletes, an admin's revocations or a concurrent `start` of the same user; logins
+        // through `start_after` trim one at a time) leaves the new session valid: the next
+        // login trims.
+        let mut trim = conn.begin().await?;
+        let trimmed = sqlx::query(
+            "DELETE FROM session_families WHERE username = $1 AND id NOT IN \
+             (SELECT id FROM session_families WHERE username = $1 \
+              AND revoked_at IS NULL AND expires_at > $2 AND token_expires_at > $2 \
+              ORDER BY created_at DESC, started_order DESC LIMIT $3)",
+        )
+        .bind(username)
+        .bind(now)
+        .bind(i64::from(self.settings.max_per_user.max(1)))
+        .execute(&mut *trim)
+        .await;
+        match trimmed {
+            Ok(_) => trim.commit().await?,
+            Err(e) => {
+                tracing::warn!(target: "authd::sessions", error = %e, "could not trim old sessions");
+                trim.rollback().await?;
+            }
         }
-        Ok(token)
+        Ok(())
     }
 
     /// Spends `presented` and issues its successor, atomically: of N concurrent calls with the
@@ -411,6 +470,15 @@ impl Sessions {
             })
             .await
     }
+}
+
+/// What [`Sessions::new_session`] made for a session about to be written.
+struct NewSession {
+    family: String,
+    presented: Presented,
+    now: i64,
+    expires_at: i64,
+    token_expires_at: i64,
 }
 
 /// Random bytes every token of one session starts with; the rest of a token is fresh each time.

@@ -20,6 +20,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use sqlx::AnyConnection;
 use sqlx::Row as _;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -123,6 +124,11 @@ impl Throttle {
     /// The address is checked first, so that a banned address cannot add to a user's count; an
     /// attempt the user's ban refuses is taken back from the address, so that a locked account
     /// does not lock out everyone behind the address its owner tries from.
+    ///
+    /// The attempt waits at both gates (the address's, then the user's) and is then counted for
+    /// both in one transaction: one commit, the rows locked in the order every transaction here
+    /// takes them (address, then user, as a success does too), so that concurrent logins
+    /// on PostgreSQL cannot deadlock.
     pub async fn begin(
         &self,
         username: &str,
@@ -130,96 +136,134 @@ impl Throttle {
         now: i64,
     ) -> Result<Attempt, ThrottleError> {
         let deadline = Instant::now() + WAIT_LIMIT;
-        let address_bucket = self.bucket("address", &address_key(address));
+        let address_max = self.settings.address_max;
+        let user_max = self.settings.user_max;
         let address = self
-            .admit(address_bucket, self.settings.address_max, now, deadline)
-            .await?;
-        let user_bucket = self.bucket("user", username);
-        match self
-            .admit(user_bucket, self.settings.user_max, now, deadline)
+            .gates
+            .enter(
+                self.bucket("address", &address_key(address)),
+                i64::from(address_max),
+                deadline,
+            )
             .await
-        {
-            Ok(user) => Ok(Attempt { user, address }),
-            Err(e) => {
-                if let Err(store) = self.take_back(&address).await {
-                    tracing::warn!(error = %store, "cannot take a refused attempt back from its address");
+            .ok_or(ThrottleError::Busy)?;
+        let Some(user) = self
+            .gates
+            .enter(self.bucket("user", username), i64::from(user_max), deadline)
+            .await
+        else {
+            self.gates.not_counted(&address.bucket);
+            return Err(ThrottleError::Busy);
+        };
+        let counted = self
+            .store
+            .bounded(async {
+                let mut tx = self.store.pool().begin().await?;
+                let at_address = self
+                    .count(&mut tx, &address.bucket, address_max, now)
+                    .await?;
+                let at_user = match at_address.retry_after {
+                    Some(_) => None,
+                    None => Some(self.count(&mut tx, &user.bucket, user_max, now).await?),
+                };
+                if at_user.as_ref().is_some_and(|u| u.retry_after.is_some()) {
+                    take_back(&mut tx, &address.bucket).await?;
                 }
-                Err(e)
+                tx.commit().await?;
+                Ok((at_address, at_user))
+            })
+            .await;
+        let (at_address, at_user) = match counted {
+            Ok(counts) => counts,
+            Err(e) => {
+                self.gates.not_counted(&address.bucket);
+                self.gates.not_counted(&user.bucket);
+                return Err(ThrottleError::Store(e));
             }
+        };
+        let known = |failures: i64| move |known: i64| known.max(failures);
+        self.gates
+            .set_known(&address.bucket, known(at_address.failures), |_| 0);
+        let Some(at_user) = at_user else {
+            self.gates.not_counted(&user.bucket);
+            return Err(limited(&at_address));
+        };
+        self.gates
+            .set_known(&user.bucket, known(at_user.failures), |_| 0);
+        if at_user.retry_after.is_some() {
+            self.gates.taken_back(&address.bucket);
+            return Err(limited(&at_user));
         }
+        Ok(Attempt { user, address })
     }
 
     /// The attempt succeeded: the user's count starts again, and the address is forgiven this
-    /// attempt (not its earlier failures).
+    /// attempt (not its earlier failures). One transaction; a login that also starts a session
+    /// records both in one ([`crate::sessions::Sessions::start_after`]).
     pub async fn succeeded(&self, attempt: &Attempt, _now: i64) -> Result<(), StoreError> {
         self.store
             .bounded(async {
-                sqlx::query("DELETE FROM login_throttle WHERE bucket = $1")
-                    .bind(&attempt.user.bucket)
-                    .execute(self.store.pool())
-                    .await?;
+                let mut tx = self.store.pool().begin().await?;
+                self.forgive_in(&mut tx, attempt).await?;
+                tx.commit().await?;
                 Ok(())
             })
             .await?;
+        self.forgiven(attempt);
+        Ok(())
+    }
+
+    /// The store's half of [`Throttle::succeeded`], in the caller's transaction: the address is
+    /// forgiven this attempt, then the user's count starts again. Call [`Throttle::forgiven`]
+    /// once it has committed.
+    ///
+    /// The user's row is reset to a count that starts afresh (as if it were not there) rather
+    /// than deleted, so that this always locks it on PostgreSQL, even when a concurrent success
+    /// has just deleted it: the successes of one user follow one another from here to their
+    /// commit, and what they do next in the same transaction (trimming the user's sessions) never
+    /// runs side by side. Rows are locked address first, then user, as in [`Throttle::begin`].
+    pub(crate) async fn forgive_in(
+        &self,
+        conn: &mut AnyConnection,
+        attempt: &Attempt,
+    ) -> Result<(), StoreError> {
+        take_back(conn, &attempt.address.bucket).await?;
+        sqlx::query(
+            "INSERT INTO login_throttle (bucket, window_start, failures, banned_until) \
+             VALUES ($1, 0, 0, 0) \
+             ON CONFLICT (bucket) DO UPDATE SET window_start = 0, failures = 0, banned_until = 0",
+        )
+        .bind(&attempt.user.bucket)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// The gates' half of [`Throttle::succeeded`], once [`Throttle::forgive_in`] has committed.
+    pub(crate) fn forgiven(&self, attempt: &Attempt) {
         // The other attempts in flight may have been counted after the reset (their upserts
         // raced with it): assume they were, so that the gate never lets the store count past
         // the limit on its own account.
         self.gates
             .set_known(&attempt.user.bucket, |_| 0, |in_flight| in_flight - 1);
-        self.take_back(&attempt.address).await
+        self.gates.taken_back(&attempt.address.bucket);
     }
 
     /// The attempt was never judged (password hashing was saturated, 503): it is taken back from
-    /// both counts, so that load alone cannot get a user or an address banned.
+    /// both counts, in one transaction, so that load alone cannot get a user or an address banned.
     pub async fn withdrawn(&self, attempt: &Attempt) -> Result<(), StoreError> {
-        self.take_back(&attempt.user).await?;
-        self.take_back(&attempt.address).await
-    }
-
-    /// Takes one attempt back from the count of `ticket`'s bucket.
-    async fn take_back(&self, ticket: &Ticket) -> Result<(), StoreError> {
         self.store
             .bounded(async {
-                sqlx::query(
-                    "UPDATE login_throttle SET failures = failures - 1 \
-                     WHERE bucket = $1 AND failures > 0",
-                )
-                .bind(&ticket.bucket)
-                .execute(self.store.pool())
-                .await?;
+                let mut tx = self.store.pool().begin().await?;
+                take_back(&mut tx, &attempt.address.bucket).await?;
+                take_back(&mut tx, &attempt.user.bucket).await?;
+                tx.commit().await?;
                 Ok(())
             })
             .await?;
-        self.gates
-            .set_known(&ticket.bucket, |known| (known - 1).max(0), |_| 0);
+        self.gates.taken_back(&attempt.address.bucket);
+        self.gates.taken_back(&attempt.user.bucket);
         Ok(())
-    }
-
-    /// Waits at `bucket`'s gate until the attempts in flight leave room in its budget, then
-    /// counts the attempt in the store; [`ThrottleError::Busy`] when `deadline` comes first.
-    async fn admit(
-        &self,
-        bucket: String,
-        max: u32,
-        now: i64,
-        deadline: Instant,
-    ) -> Result<Ticket, ThrottleError> {
-        let ticket = self
-            .gates
-            .enter(bucket, i64::from(max), deadline)
-            .await
-            .ok_or(ThrottleError::Busy)?;
-        let counted = self.count(&ticket.bucket, max, now).await;
-        if let Ok(failures) | Err(CountError::Limited(_, failures)) = &counted {
-            let failures = *failures;
-            self.gates
-                .set_known(&ticket.bucket, |known| known.max(failures), |_| 0);
-        }
-        match counted {
-            Ok(_) => Ok(ticket),
-            Err(CountError::Limited(retry_after, _)) => Err(ThrottleError::Limited { retry_after }),
-            Err(CountError::Store(e)) => Err(ThrottleError::Store(e)),
-        }
     }
 
     /// Deletes up to `batch` counters whose window and ban are both over; how many went.
@@ -242,50 +286,51 @@ impl Throttle {
             .await
     }
 
-    /// Adds one attempt to `bucket` in one atomic upsert; refuses when the bucket is banned or
-    /// this attempt goes past `max` (which starts the ban). Answers the count after it.
-    async fn count(&self, bucket: &str, max: u32, now: i64) -> Result<i64, CountError> {
+    /// Adds one attempt to `bucket` in one atomic upsert, in the caller's transaction; refused
+    /// ([`Count::retry_after`]) when the bucket is banned or this attempt goes past `max` (which
+    /// starts the ban).
+    async fn count(
+        &self,
+        conn: &mut AnyConnection,
+        bucket: &str,
+        max: u32,
+        now: i64,
+    ) -> Result<Count, StoreError> {
         let window = secs(self.settings.window);
         let ban = secs(self.settings.ban);
         // Every SET expression sees the row as it was before this statement.
-        let (banned_until, failures): (i64, i64) = self
-            .store
-            .bounded(async {
-                let row = sqlx::query(
-                    "INSERT INTO login_throttle (bucket, window_start, failures, banned_until) \
-                     VALUES ($1, $2, 1, 0) \
-                     ON CONFLICT (bucket) DO UPDATE SET \
-                     failures = CASE \
-                         WHEN login_throttle.banned_until > $2 THEN login_throttle.failures \
-                         WHEN login_throttle.window_start <= $2 - $3 THEN 1 \
-                         ELSE login_throttle.failures + 1 END, \
-                     window_start = CASE \
-                         WHEN login_throttle.banned_until > $2 THEN login_throttle.window_start \
-                         WHEN login_throttle.window_start <= $2 - $3 THEN $2 \
-                         ELSE login_throttle.window_start END, \
-                     banned_until = CASE \
-                         WHEN login_throttle.banned_until > $2 THEN login_throttle.banned_until \
-                         WHEN login_throttle.window_start <= $2 - $3 THEN 0 \
-                         WHEN login_throttle.failures + 1 > $4 THEN $2 + $5 \
-                         ELSE 0 END \
-                     RETURNING banned_until, failures",
-                )
-                .bind(bucket)
-                .bind(now)
-                .bind(window)
-                .bind(i64::from(max))
-                .bind(ban)
-                .fetch_one(self.store.pool())
-                .await?;
-                Ok((row.try_get("banned_until")?, row.try_get("failures")?))
-            })
-            .await
-            .map_err(CountError::Store)?;
-        if banned_until > now {
-            let retry_after = u64::try_from(banned_until - now).unwrap_or(1).max(1);
-            return Err(CountError::Limited(retry_after, failures));
-        }
-        Ok(failures)
+        let row = sqlx::query(
+            "INSERT INTO login_throttle (bucket, window_start, failures, banned_until) \
+             VALUES ($1, $2, 1, 0) \
+             ON CONFLICT (bucket) DO UPDATE SET \
+             failures = CASE \
+                 WHEN login_throttle.banned_until > $2 THEN login_throttle.failures \
+                 WHEN login_throttle.window_start <= $2 - $3 THEN 1 \
+                 ELSE login_throttle.failures + 1 END, \
+             window_start = CASE \
+                 WHEN login_throttle.banned_until > $2 THEN login_throttle.window_start \
+                 WHEN login_throttle.window_start <= $2 - $3 THEN $2 \
+                 ELSE login_throttle.window_start END, \
+             banned_until = CASE \
+                 WHEN login_throttle.banned_until > $2 THEN login_throttle.banned_until \
+                 WHEN login_throttle.window_start <= $2 - $3 THEN 0 \
+                 WHEN login_throttle.failures + 1 > $4 THEN $2 + $5 \
+                 ELSE 0 END \
+             RETURNING banned_until, failures",
+        )
+        .bind(bucket)
+        .bind(now)
+        .bind(window)
+        .bind(i64::from(max))
+        .bind(ban)
+        .fetch_one(conn)
+        .await?;
+        let banned_until: i64 = row.try_get("banned_until")?;
+        Ok(Count {
+            failures: row.try_get("failures")?,
+            retry_after: (banned_until > now)
+                .then(|| u64::try_from(banned_until - now).unwrap_or(1).max(1)),
+        })
     }
 
     /// A counter's key: a keyed digest, so that the store holds no usernames (people type
@@ -295,12 +340,31 @@ impl Throttle {
     }
 }
 
-/// Why [`Throttle::count`] refused, with the count it saw.
-enum CountError {
-    /// Banned for this many seconds; the count.
-    Limited(u64, i64),
-    /// The store failed.
-    Store(StoreError),
+/// A bucket's count after [`Throttle::count`] added an attempt to it.
+struct Count {
+    /// The count.
+    failures: i64,
+    /// Banned for this many seconds (at least 1): the attempt is refused.
+    retry_after: Option<u64>,
+}
+
+/// The refusal of an attempt that `count` banned.
+fn limited(count: &Count) -> ThrottleError {
+    ThrottleError::Limited {
+        retry_after: count.retry_after.unwrap_or(1),
+    }
+}
+
+/// Takes one attempt back from the count of `bucket`, in the caller's transaction (the gate is
+/// told with [`Gates::taken_back`] once it has committed).
+async fn take_back(conn: &mut AnyConnection, bucket: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE login_throttle SET failures = failures - 1 WHERE bucket = $1 AND failures > 0",
+    )
+    .bind(bucket)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// The gates of this instance: for each bucket with attempts in flight here, how many, what
@@ -440,6 +504,22 @@ impl Gates {
         if let Some(gate) = gates.get_mut(bucket) {
             let changed = change(gate.known.unwrap_or(0));
             gate.known = Some(changed.max(floor(i64::from(gate.in_flight))));
+            gate.let_in();
+        }
+    }
+
+    /// One attempt was taken back from `bucket`'s count in the store.
+    fn taken_back(&self, bucket: &str) {
+        self.set_known(bucket, |known| (known - 1).max(0), |_| 0);
+    }
+
+    /// An attempt admitted at `bucket`'s gate was not counted in the store after all (the other
+    /// gate kept it waiting too long, the address was banned, or the store failed): the known
+    /// count loses what [`Gate::admit`] added for it.
+    fn not_counted(&self, bucket: &str) {
+        let mut gates = self.lock();
+        if let Some(gate) = gates.get_mut(bucket) {
+            gate.known = gate.known.map(|k| k - 1);
             gate.let_in();
         }
     }

@@ -151,8 +151,11 @@ async fn judge(
         return Err(ApiError::CouldNotVerify);
     }
     let now = tokens::now();
-    state.throttle.succeeded(&attempt, now).await?;
-    let refresh_token = state.sessions.start(&username, now).await?;
+    // The throttle's forgiveness and the new session: one transaction, one commit.
+    let refresh_token = state
+        .sessions
+        .start_after(&state.throttle, &attempt, &username, now)
+        .await?;
     token_response(&state, &username, refresh_token.0, now)
 }
 

@@ -6,6 +6,7 @@
 
 mod admin;
 mod basic_auth;
+mod commits;
 mod contract;
 mod deploy;
 mod hardening_config;
