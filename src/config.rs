@@ -3,7 +3,7 @@
 //! whose message is one line saying what to do; every number and duration has a range ([`ranges`]).
 
 use std::io::Read as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -41,6 +41,11 @@ const PLACEHOLDERS: &[&str] = &[
     "change-me",
     "changeme",
 ];
+/// The port of `/metrics` when `AUTHD_METRICS_LISTEN` names an IP alone. Not node_exporter's 9100
+/// nor any port of Prometheus's own list of exporter ports (9100 to 9999, full since 2023, and on
+/// past 10000): Prometheus advises applications it does not list to stay outside that range.
+/// Beside authd's own 5000, and outside Linux's ephemeral ports.
+pub const DEFAULT_METRICS_PORT: u16 = 5009;
 /// A secret with fewer distinct bytes than this is refused as weak (`aaaa...`, `abab...`).
 const MIN_DISTINCT_SECRET_BYTES: usize = 8;
 
@@ -325,7 +330,8 @@ pub struct ServeArgs {
     /// needs AUTHD_ISSUER and AUTHD_AUDIENCE.
     #[arg(long, global = true, env = "AUTHD_STRICT", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub strict: bool,
-    /// Serve GET /metrics on this IP:PORT (plain HTTP) instead of on the main address.
+    /// Serve GET /metrics on this IP:PORT, or IP alone for port 5009 (plain HTTP), instead of on
+    /// the main address.
     #[arg(long, global = true, env = "AUTHD_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
     /// Where /verify reads the original request target: `auto` (X-Original-URI or
@@ -666,7 +672,9 @@ pub enum ConfigError {
     )]
     StrictNeedsIssuerAudience,
     /// The metrics address does not parse.
-    #[error("AUTHD_METRICS_LISTEN `{0}` is not an IP:PORT address (e.g. 127.0.0.1:9100)")]
+    #[error(
+        "AUTHD_METRICS_LISTEN `{0}` is not an IP or IP:PORT address (e.g. 127.0.0.1, which means 127.0.0.1:{DEFAULT_METRICS_PORT})"
+    )]
     BadMetricsListen(String),
     /// The OS gave no random bytes for the demo secret.
     #[error("cannot get random bytes for the demo secret: {0}")]
@@ -775,7 +783,7 @@ impl Config {
         let metrics_listen = args
             .metrics_listen
             .filter(|s| !s.is_empty())
-            .map(|s| s.parse().map_err(|_| ConfigError::BadMetricsListen(s)))
+            .map(|s| parse_metrics_listen(&s).ok_or(ConfigError::BadMetricsListen(s)))
             .transpose()?;
         let forwarded_uri_header = args.forwarded_uri_header.parse::<ForwardedUriHeader>()?;
         Ok(Self {
@@ -826,6 +834,19 @@ impl Config {
             .map(|s| s.expose_secret())
             .collect()
     }
+}
+
+/// `AUTHD_METRICS_LISTEN`: `IP:PORT`, or an IP alone (IPv6 with or without brackets) for
+/// [`DEFAULT_METRICS_PORT`].
+fn parse_metrics_listen(value: &str) -> Option<SocketAddr> {
+    let value = value.trim();
+    value.parse().ok().or_else(|| {
+        let ip = match value.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
+            Some(v6) => IpAddr::V6(v6.parse().ok()?),
+            None => value.parse().ok()?,
+        };
+        Some(SocketAddr::new(ip, DEFAULT_METRICS_PORT))
+    })
 }
 
 /// Refuses zero limits and limits that would let an account see more than ASVS's 100 failed
@@ -1095,6 +1116,47 @@ mod tests {
         }
         let long = "9".repeat(10_000);
         assert!(q(&long).unwrap_err().to_string().len() < 200);
+    }
+
+    #[test]
+    fn a_metrics_address_is_ip_and_port_or_an_ip_alone_for_the_default_port() {
+        use std::net::Ipv6Addr;
+        let default = |ip: IpAddr| Some(SocketAddr::new(ip, DEFAULT_METRICS_PORT));
+        assert_eq!(
+            parse_metrics_listen("127.0.0.1"),
+            default(IpAddr::from([127, 0, 0, 1]))
+        );
+        assert_eq!(
+            parse_metrics_listen(" ::1 "),
+            default(Ipv6Addr::LOCALHOST.into())
+        );
+        assert_eq!(
+            parse_metrics_listen("[::1]"),
+            default(Ipv6Addr::LOCALHOST.into())
+        );
+        assert_eq!(
+            parse_metrics_listen("10.0.0.7:9999"),
+            Some(SocketAddr::from(([10, 0, 0, 7], 9999)))
+        );
+        assert_eq!(
+            parse_metrics_listen("[::1]:0"),
+            Some(SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 0))
+        );
+        for bad in [
+            "localhost",
+            "127.0.0.1:",
+            "127.0.0.1:65536",
+            ":5009",
+            "5009",
+            "[127.0.0.1]",
+        ] {
+            assert_eq!(parse_metrics_listen(bad), None, "{bad}");
+        }
+        assert!(
+            ConfigError::BadMetricsListen("x".into())
+                .to_string()
+                .contains(&format!("127.0.0.1:{DEFAULT_METRICS_PORT}"))
+        );
     }
 
     #[test]

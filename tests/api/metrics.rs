@@ -241,3 +241,109 @@ async fn refreshes_are_counted_by_outcome() {
         0.0
     );
 }
+
+/// `http://IP:PORT` from the line authd logs for its metrics address.
+async fn logged_metrics_address(app: &crate::helpers::Binary) -> String {
+    app.wait_for_output("metrics on http://").await;
+    let output = app.output();
+    let rest = &output[output.find("metrics on http://").unwrap() + "metrics on ".len()..];
+    rest.split("/metrics").next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_guides_prometheus_configuration_scrapes_authd_where_its_setting_puts_metrics() {
+    use yaml_rust2::YamlLoader;
+
+    use crate::helpers::{Binary, demo_token};
+    use crate::proxy_servers::doc_block;
+
+    // The setting, as the guide gives it: `AUTHD_METRICS_LISTEN=VALUE   # comment`.
+    let setting = doc_block("docs/deploy.md", "metrics-listen");
+    let value = setting
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("AUTHD_METRICS_LISTEN="))
+        .expect("an AUTHD_METRICS_LISTEN= line")
+        .split('#')
+        .next()
+        .unwrap()
+        .trim()
+        .to_owned();
+    // The scrape configuration, read as Prometheus reads it (its defaults: http, /metrics).
+    let yaml =
+        YamlLoader::load_from_str(&doc_block("docs/deploy.md", "prometheus-scrape")).unwrap();
+    let job = &yaml[0]["scrape_configs"][0];
+    assert_eq!(job["job_name"].as_str(), Some("authd"));
+    let scheme = job["scheme"].as_str().unwrap_or("http");
+    let path = job["metrics_path"].as_str().unwrap_or("/metrics");
+    let targets = job["static_configs"][0]["targets"]
+        .as_vec()
+        .expect("targets");
+    assert_eq!(targets.len(), 1);
+    let target: SocketAddr = targets[0].as_str().unwrap().parse().unwrap();
+    // The target is where that setting puts /metrics: its IP, on the default port.
+    let ip: std::net::IpAddr = value.parse().expect("the guide's setting is an IP alone");
+    assert_eq!(target.ip(), ip);
+    assert_eq!(target.port(), authd::config::DEFAULT_METRICS_PORT);
+
+    // authd with the guide's setting, only the port replaced by a free one.
+    let listen = SocketAddr::new(ip, 0).to_string();
+    let app = Binary::start(&["--demo"], &[("AUTHD_METRICS_LISTEN", &listen)]).await;
+    let token = demo_token(&app).await;
+    assert_eq!(app.bearer_status(&app.url("/protected"), &token).await, 200);
+    let bound: SocketAddr = logged_metrics_address(&app)
+        .await
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    assert_eq!(bound.ip(), target.ip());
+    let url = format!(
+        "{scheme}://{}{path}",
+        SocketAddr::new(target.ip(), bound.port())
+    );
+    let samples = scrape(&app.client, &url).await;
+    assert_eq!(samples["authd_logins_total{outcome=ok}"], 1.0);
+    assert_eq!(samples["authd_token_checks_total{outcome=ok}"], 1.0);
+    // And it is no longer on the main address.
+    let res = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+}
+
+#[tokio::test]
+async fn a_metrics_address_without_a_port_means_the_default_metrics_port() {
+    use crate::helpers::run_to_exit;
+
+    // The default port is held here (or by whoever holds it already), so the test needs it free
+    // of nobody: authd, sent to that port by an IP alone, must find it taken and say so.
+    let port = authd::config::DEFAULT_METRICS_PORT;
+    let _held = std::net::TcpListener::bind(("127.0.0.1", port));
+    let (code, _, stderr) = run_to_exit(
+        &["--demo"],
+        &[("AUTHD_METRICS_LISTEN", "127.0.0.1")],
+        |_| {},
+    )
+    .await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    // `--help` says so too.
+    let (_, help, _) = run_to_exit(&["--help"], &[], |_| {}).await;
+    assert!(
+        help.contains(&format!("IP alone for port {port}")),
+        "{help}"
+    );
+    // Neither an address nor an IP: refused, with the example that works.
+    let (code, _, stderr) = run_to_exit(
+        &["--demo"],
+        &[("AUTHD_METRICS_LISTEN", "localhost")],
+        |_| {},
+    )
+    .await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("e.g. 127.0.0.1, which means 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+}
