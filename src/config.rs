@@ -244,6 +244,16 @@ pub struct ServeArgs {
         default_value = "100"
     )]
     pub access_log_rate: String,
+    /// Log format: `text` (a line of text per event, for people) or `json` (one JSON object a
+    /// line: timestamp, level, target, message and the event's fields, for a log pipeline).
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHD_LOG_FORMAT",
+        value_name = "FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
     /// Where sessions and login counters live: `sqlite://data/authd.db` (the default; created on
     /// first start) or `postgres://user:password@host/db` for several instances. `--demo`
     /// without it keeps them in memory.
@@ -349,6 +359,30 @@ pub struct ServeArgs {
     /// on the host.
     #[arg(long, global = true, env = "AUTHD_PID_FILE", value_name = "PATH")]
     pub pid_file: Option<PathBuf>,
+}
+
+/// How log lines are written (`AUTHD_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// A line of text per event, for people: tracing-subscriber's default format.
+    #[default]
+    Text,
+    /// One JSON object a line, for a log pipeline (Loki, Elasticsearch, journald's forwarders):
+    /// `timestamp`, `level`, `target`, `message` and the event's fields beside them.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = &'static str;
+
+    /// `text` or `json`, in any case (empty is `text`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err("use `text` or `json`"),
+        }
+    }
 }
 
 /// The PEM files of the HTTPS certificate and its key.
@@ -1157,6 +1191,19 @@ mod tests {
                 .to_string()
                 .contains(&format!("127.0.0.1:{DEFAULT_METRICS_PORT}"))
         );
+    }
+
+    #[test]
+    fn log_formats_are_text_or_json_in_any_case() {
+        for (value, format) in [
+            ("text", LogFormat::Text),
+            ("", LogFormat::Text),
+            ("json", LogFormat::Json),
+            (" JSON ", LogFormat::Json),
+        ] {
+            assert_eq!(value.parse::<LogFormat>(), Ok(format), "{value:?}");
+        }
+        assert!("xml".parse::<LogFormat>().is_err());
     }
 
     #[test]

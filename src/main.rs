@@ -3,7 +3,7 @@
 use std::io::{IsTerminal as _, Read as _};
 use std::process::ExitCode;
 
-use authd::config::{Cli, Command};
+use authd::config::{Cli, Command, LogFormat};
 use authd::{Application, Config};
 use clap::Parser as _;
 use secrecy::ExposeSecret as _;
@@ -11,31 +11,32 @@ use secrecy::ExposeSecret as _;
 fn main() -> ExitCode {
     // The command line is read twice: first for `--env-file` (a bad command line, `--help` or
     // `--version` ends here, before any file is read), then with the file's settings loaded.
+    // Until it has been read, the log format a refusal is written in is found without clap.
     let env_file = match parse_command_line() {
         Ok(cli) => cli.env_file,
-        Err(code) => return code,
+        Err(message) => return refuse_early(requested_log_format(), &message),
     };
     if let Err(e) = authd::config::load_env_file(env_file.as_deref()) {
-        return fail(&e);
+        return refuse_early(requested_log_format(), &e);
     }
     let cli = match parse_command_line() {
         Ok(cli) => cli,
-        Err(code) => return code,
+        Err(message) => return refuse_early(requested_log_format(), &message),
     };
     match cli.command {
         Some(Command::HashPassword) => hash_password(),
         Some(Command::Sessions(command)) => match cli.serve.database_url() {
             Ok(url) => sessions(&command, url.expose_secret()),
-            Err(e) => fail(&e),
+            Err(e) => fail(LogFormat::Text, &e),
         },
         None => serve(cli),
     }
 }
 
-/// The command line and its variables; a bad one is refused like every other bad setting, with
-/// one line on stderr and exit code 1 (clap's own answer is several lines and exit code 2).
-/// `--help` and `--version` print as usual.
-fn parse_command_line() -> Result<Cli, ExitCode> {
+/// The command line and its variables; a bad one is the one-line message that refuses it, like
+/// every other bad setting, with exit code 1 (clap's own answer is several lines and exit code
+/// 2). `--help` and `--version` print as usual.
+fn parse_command_line() -> Result<Cli, String> {
     use clap::error::ErrorKind;
     Cli::try_parse().map_err(|e| match e.kind() {
         ErrorKind::DisplayHelp
@@ -45,14 +46,42 @@ fn parse_command_line() -> Result<Cli, ExitCode> {
             let text = e.to_string();
             let first = text.lines().next().unwrap_or_default();
             let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("authd: error: {first}{}", variable_of(first));
-            ExitCode::FAILURE
+            format!("{first}{}", variable_of(first))
         }
     })
 }
 
+/// The log format asked for, for a refusal that comes before the command line could be read
+/// (clap gives no value at all when it refuses one): the last `--log-format` of the command
+/// line, else `AUTHD_LOG_FORMAT`; text unless one of them says `json`.
+fn requested_log_format() -> LogFormat {
+    let mut args = std::env::args_os().skip(1);
+    let mut asked = None;
+    while let Some(arg) = args.next() {
+        let arg = arg.to_string_lossy();
+        if arg == "--" {
+            break;
+        } else if arg == "--log-format" {
+            asked = args.next().map(|v| v.to_string_lossy().into_owned());
+        } else if let Some(value) = arg.strip_prefix("--log-format=") {
+            asked = Some(value.to_owned());
+        }
+    }
+    asked
+        .or_else(|| std::env::var("AUTHD_LOG_FORMAT").ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default()
+}
+
+/// Refuses to start before the logs are set up: in JSON, they are set up for this one line.
+fn refuse_early(format: LogFormat, e: &dyn std::fmt::Display) -> ExitCode {
+    let _logs = (format == LogFormat::Json).then(|| authd::telemetry::init(format));
+    fail(format, e)
+}
+
 /// ` (AUTHD_X)` when `message` names a flag `--x` whose variable is `AUTHD_X`, so that a bad
-/// value set in the environment or `.env` is found by the name it was set under.
+/// value set in the environment or `.env` is found by the name it was set under. clap names a
+/// flag `'--x'`, or `'--x <VALUE>'` when it takes a value.
 fn variable_of(message: &str) -> String {
     use clap::CommandFactory as _;
     let command = Cli::command();
@@ -61,9 +90,9 @@ fn variable_of(message: &str) -> String {
         .find_map(|arg| {
             let long = arg.get_long()?;
             let env = arg.get_env()?;
-            message
-                .contains(&format!("'--{long}'"))
-                .then(|| format!(" ({})", env.to_string_lossy()))
+            let named = message.contains(&format!("'--{long}'"))
+                || message.contains(&format!("'--{long} <"));
+            named.then(|| format!(" ({})", env.to_string_lossy()))
         })
         .unwrap_or_default()
 }
@@ -73,20 +102,22 @@ fn sessions(command: &authd::config::SessionsCommand, database_url: &str) -> Exi
     eprintln!("authd: database {}", authd::store::describe(database_url));
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
-        Err(e) => return fail(&e),
+        Err(e) => return fail(LogFormat::Text, &e),
     };
     match runtime.block_on(authd::admin::sessions_command(command, database_url)) {
         Ok(out) => {
             print!("{out}");
             ExitCode::SUCCESS
         }
-        Err(e) => fail(&e),
+        Err(e) => fail(LogFormat::Text, &e),
     }
 }
 
 fn serve(cli: Cli) -> ExitCode {
-    // Logs first: reading the configuration may warn (a secret file others can read).
-    let _logs = authd::telemetry::init();
+    // Logs first: reading the configuration may warn (a secret file others can read), and a
+    // refusal from here on is written in the format asked for.
+    let format = cli.serve.log_format;
+    let _logs = authd::telemetry::init(format);
     for (name, closest) in authd::config::unknown_variables() {
         match closest {
             Some(known) => {
@@ -98,17 +129,17 @@ fn serve(cli: Cli) -> ExitCode {
     let pid_file = cli.serve.pid_file.clone();
     let config = match Config::from_args(cli.serve) {
         Ok(c) => c,
-        Err(e) => return fail(&e),
+        Err(e) => return fail(format, &e),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
-        Err(e) => return fail(&e),
+        Err(e) => return fail(format, &e),
     };
     runtime.block_on(async {
         let demo = config.demo;
         let app = match Application::build(config).await {
             Ok(app) => app,
-            Err(e) => return fail(&e),
+            Err(e) => return fail(format, &e),
         };
         if demo {
             tracing::warn!(
@@ -122,10 +153,10 @@ fn serve(cli: Cli) -> ExitCode {
         if let Some(path) = &pid_file
             && let Err(e) = write_pid_file(path)
         {
-            return fail(&format!(
-                "cannot write the pid file {}: {e}",
-                path.display()
-            ));
+            return fail(
+                format,
+                &format!("cannot write the pid file {}: {e}", path.display()),
+            );
         }
         tracing::info!("listening on {scheme}://{addr}");
         if let Some(addr) = metrics_addr {
@@ -160,12 +191,12 @@ fn hash_password() -> ExitCode {
     let password = if std::io::stdin().is_terminal() {
         match rpassword::prompt_password("Password: ") {
             Ok(p) => p,
-            Err(e) => return fail(&e),
+            Err(e) => return fail(LogFormat::Text, &e),
         }
     } else {
         let mut s = String::new();
         if let Err(e) = std::io::stdin().read_to_string(&mut s) {
-            return fail(&e);
+            return fail(LogFormat::Text, &e);
         }
         // One line: drop the newline that `echo` and files end with.
         s.lines().next().unwrap_or_default().to_owned()
@@ -179,11 +210,16 @@ fn hash_password() -> ExitCode {
             println!("{h}");
             ExitCode::SUCCESS
         }
-        Err(e) => fail(&e),
+        Err(e) => fail(LogFormat::Text, &e),
     }
 }
 
-fn fail(e: &dyn std::fmt::Display) -> ExitCode {
-    eprintln!("authd: error: {e}");
+/// Refuses to start (or ends an admin command) with exit code 1: one line on stderr, or in JSON
+/// an error in the log (set up by then) like every other line.
+fn fail(format: LogFormat, e: &dyn std::fmt::Display) -> ExitCode {
+    match format {
+        LogFormat::Text => eprintln!("authd: error: {e}"),
+        LogFormat::Json => tracing::error!("{e}"),
+    }
     ExitCode::FAILURE
 }

@@ -1,4 +1,7 @@
-//! Log setup: one line per event on standard output, filtered by `RUST_LOG` (default `info`).
+//! Log setup: one line per event on standard output, filtered by `RUST_LOG` (default `info`), as
+//! text or, with `AUTHD_LOG_FORMAT=json`, as one JSON object a line (tracing-subscriber's own JSON
+//! format). Both formats write the same events with the same fields: what is kept out of the
+//! logs (the query string, credentials, tokens) is kept out of the events themselves.
 //!
 //! Lines are written in batches by a writer thread: a request thread only appends its line to a
 //! shared buffer, and wakes the writer when the buffer was empty. The writer gathers for a few
@@ -29,6 +32,8 @@ use tracing_subscriber::fmt::format::{self, FormatEvent, FormatFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, MakeWriter};
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::config::LogFormat;
+
 /// How long the writer gathers lines after the first one of a batch.
 pub const GATHER: Duration = Duration::from_millis(5);
 /// Most bytes waiting to be written; request lines past it are dropped.
@@ -37,18 +42,31 @@ pub const MAX_PENDING: usize = 4 * 1024 * 1024;
 /// blocked for long, under a flood of warnings, drops those, and the drop is counted.
 pub const RESERVE: usize = 4 * 1024 * 1024;
 
-/// Installs the global subscriber. Call once, from `main`, and keep the guard until exit: dropping
-/// it writes out what is still pending.
-pub fn init() -> LogGuard {
+/// Installs the global subscriber, writing in `format`. Call once, from `main`, and keep the
+/// guard until exit: dropping it writes out what is still pending.
+pub fn init(format: LogFormat) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let ansi = std::io::stdout().is_terminal();
-    let (writer, guard) = BatchWriter::spawn(std::io::stdout());
-    tracing_subscriber::fmt()
+    let (writer, guard) = BatchWriter::spawn(std::io::stdout(), format);
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(writer)
-        .event_format(Lines::default())
-        .init();
+        .with_writer(writer);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stdout().is_terminal())
+            .event_format(Lines::default())
+            .init(),
+        LogFormat::Json => {
+            // The event's fields beside `message` at the top level, where Loki, Elasticsearch and
+            // Vector look for them; the current span and its parents too (`span`, `spans`), as
+            // the text format prints them.
+            builder.json().flatten_event(true).init();
+            // A panic (one in a handler is caught and answered 500) would otherwise print lines
+            // of text on standard error.
+            std::panic::set_hook(Box::new(|panic| {
+                tracing::error!(target: "authd::panic", "{panic}");
+            }));
+        }
+    }
     guard
 }
 
@@ -283,6 +301,8 @@ struct Pending {
     wake: Condvar,
     closing: AtomicBool,
     dropped: AtomicU64,
+    /// The format of the line that says lines were dropped.
+    format: LogFormat,
 }
 
 impl Pending {
@@ -303,13 +323,14 @@ pub struct BatchWriter {
 }
 
 impl BatchWriter {
-    /// Starts the writer thread, writing to `out`.
-    pub fn spawn<W: Write + Send + 'static>(out: W) -> (Self, LogGuard) {
+    /// Starts the writer thread, writing to `out` lines in `format`.
+    pub fn spawn<W: Write + Send + 'static>(out: W, format: LogFormat) -> (Self, LogGuard) {
         let pending = Arc::new(Pending {
             lines: Mutex::new(Vec::with_capacity(64 * 1024)),
             wake: Condvar::new(),
             closing: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
+            format,
         });
         let shared = Arc::clone(&pending);
         let thread = std::thread::Builder::new()
@@ -410,11 +431,7 @@ fn write_batches<W: Write>(pending: &Pending, mut out: W) {
         std::mem::swap(&mut *pending.lock(), &mut batch);
         let dropped = pending.dropped.load(Ordering::Relaxed);
         if dropped > reported {
-            let _ = writeln!(
-                batch,
-                "authd: {} log lines dropped: standard output is not keeping up",
-                dropped - reported
-            );
+            batch.extend_from_slice(dropped_notice(pending.format, dropped - reported).as_bytes());
             reported = dropped;
         }
         // Nowhere to report a failed write to but the log itself.
@@ -422,6 +439,26 @@ fn write_batches<W: Write>(pending: &Pending, mut out: W) {
         batch.clear();
         if batch.capacity() > MAX_PENDING {
             batch.shrink_to(64 * 1024);
+        }
+    }
+}
+
+/// The line saying that `n` lines were dropped. It is written by the writer thread itself (an
+/// event could be dropped like the lines it reports), so in JSON it is made here, with the keys
+/// of tracing-subscriber's JSON lines.
+fn dropped_notice(format: LogFormat, n: u64) -> String {
+    let message = format!("{n} log lines dropped: standard output is not keeping up");
+    match format {
+        LogFormat::Text => format!("authd: {message}\n"),
+        LogFormat::Json => {
+            let timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            let line = serde_json::json!({
+                "timestamp": timestamp,
+                "level": "WARN",
+                "message": message,
+                "target": "authd::log",
+            });
+            format!("{line}\n")
         }
     }
 }
@@ -525,9 +562,53 @@ mod tests {
     }
 
     #[test]
+    fn the_dropped_lines_notice_in_json_has_the_keys_of_a_json_event() {
+        let sink = Sink::default();
+        let out = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || out.clone())
+            .json()
+            .flatten_event(true)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(target: "authd::log", "something to know");
+        });
+        let event: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&sink.0.lock().unwrap()).unwrap();
+        let notice = dropped_notice(LogFormat::Json, 3);
+        assert!(
+            notice.ends_with('\n') && notice.lines().count() == 1,
+            "{notice}"
+        );
+        let notice: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&notice).unwrap();
+        let keys = |m: &serde_json::Map<String, serde_json::Value>| {
+            let mut k: Vec<String> = m.keys().cloned().collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(&notice), keys(&event));
+        for key in ["level", "target"] {
+            assert_eq!(notice[key], event[key], "{key}");
+        }
+        assert_eq!(
+            notice["message"],
+            "3 log lines dropped: standard output is not keeping up"
+        );
+        for at in [&notice["timestamp"], &event["timestamp"]] {
+            let at = at.as_str().unwrap();
+            assert!(chrono::DateTime::parse_from_rfc3339(at).is_ok(), "{at}");
+        }
+        assert_eq!(
+            dropped_notice(LogFormat::Text, 3),
+            "authd: 3 log lines dropped: standard output is not keeping up\n"
+        );
+    }
+
+    #[test]
     fn lines_come_out_in_order_and_all_are_written_on_drop() {
         let sink = Sink::default();
-        let (writer, guard) = BatchWriter::spawn(sink.clone());
+        let (writer, guard) = BatchWriter::spawn(sink.clone(), LogFormat::Text);
         let mut expected = Vec::new();
         for i in 0..1000 {
             let line = format!("line {i}\n");
@@ -541,7 +622,7 @@ mod tests {
     #[test]
     fn a_lone_line_goes_out_without_waiting_for_more() {
         let sink = Sink::default();
-        let (writer, _guard) = BatchWriter::spawn(sink.clone());
+        let (writer, _guard) = BatchWriter::spawn(sink.clone(), LogFormat::Text);
         writer.make_writer().write_all(b"hello\n").unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while sink.0.lock().unwrap().is_empty() {
@@ -575,7 +656,8 @@ mod tests {
     fn a_blocked_output_drops_request_lines_past_the_bound_keeps_warnings_and_says_so() {
         let gate = Arc::new((Mutex::new(false), Condvar::new()));
         let sink = Sink::default();
-        let (writer, guard) = BatchWriter::spawn(Blocked(Arc::clone(&gate), sink.clone()));
+        let (writer, guard) =
+            BatchWriter::spawn(Blocked(Arc::clone(&gate), sink.clone()), LogFormat::Text);
         let line = [b'x'; 1023];
         let mut line = line.to_vec();
         line.push(b'\n');

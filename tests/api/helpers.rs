@@ -400,7 +400,10 @@ impl Binary {
                 if let Some(i) = line.find("listening on http")
                     && let Some(tx) = addr_tx.take()
                 {
-                    let _ = tx.send(line[i + "listening on ".len()..].trim().to_owned());
+                    // The URL ends the text line; in a JSON line, a quote ends it.
+                    let rest = &line[i + "listening on ".len()..];
+                    let url = rest.split(['"', ' ']).next().unwrap_or_default();
+                    let _ = tx.send(url.trim().to_owned());
                 }
                 out.lock().unwrap().push_str(&line);
                 out.lock().unwrap().push('\n');
