@@ -5,7 +5,8 @@
 #   - a Python venv (target/test-venv) with PyJWT, for the interoperability tests, and
 #     Schemathesis, which fuzzes the running server against its OpenAPI document;
 #   - newman (target/npm), which runs the Postman collection in postman/;
-#   - the local PostgreSQL, when one answers on 127.0.0.1:5432, for the store tests;
+#   - the local PostgreSQL, when one answers on 127.0.0.1:5432, for the store tests, and psql
+#     (Debian's postgresql-client), which runs the guide's SQL for authd's role and database;
 #   - Debian's nginx (installed with apt when missing and run as root), for the forward-auth test;
 #   - Debian's caddy, for the guide's Caddy configuration, apache2-utils, for users files made by
 #     Apache's htpasswd, and systemd, for `systemd-analyze` on the unit in contrib/ (installed
@@ -66,6 +67,7 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_wanted+=(nginx)
 command -v systemd-analyze >/dev/null || apt_wanted+=(systemd)
 command -v caddy >/dev/null || apt_wanted+=(caddy)
 command -v htpasswd >/dev/null || apt_wanted+=(apache2-utils)
+command -v psql >/dev/null || apt_wanted+=(postgresql-client)
 if [ ${#apt_wanted[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   # Keep the package from starting its own nginx on port 80: only the test's instance runs.
   policy=/usr/sbin/policy-rc.d
@@ -94,6 +96,7 @@ missing() { # missing PATTERN WHAT
 command -v systemd-analyze >/dev/null || missing deploy::systemd systemd-analyze
 command -v caddy >/dev/null || missing caddy Caddy
 command -v htpasswd >/dev/null || missing htpasswd:: "htpasswd (apache2-utils)"
+command -v psql >/dev/null || missing moving::postgres_role "psql (postgresql-client)"
 
 # The `test-release` profile: optimised like the release build, without its whole-program LTO.
 sep=(--)

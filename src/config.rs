@@ -147,7 +147,7 @@ pub enum Command {
     /// Read a password from standard input (no echo on a terminal) and print its argon2id hash,
     /// for a line `name:hash` of the users file.
     HashPassword,
-    /// List or end sessions (refresh-token families) in the database of AUTHD_DATABASE_URL.
+    /// List, end or move sessions (refresh-token families) in the database of AUTHD_DATABASE_URL.
     #[command(subcommand)]
     Sessions(SessionsCommand),
 }
@@ -167,6 +167,26 @@ pub enum SessionsCommand {
         /// The user.
         #[arg(long)]
         user: String,
+    },
+    /// Write the live sessions as JSON lines, for `import` into another database.
+    ///
+    /// Live: not expired, not revoked. Stop the server first. The file holds the digests of
+    /// refresh tokens, never a token, but it names users: keep it private and delete it once
+    /// imported.
+    Export {
+        /// Write to this new file (made owner-only; an existing file is never overwritten)
+        /// instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Read the sessions `export` wrote into this database, all or none.
+    ///
+    /// A malformed file, or a session already there, imports nothing. The database must exist;
+    /// when it holds no table yet, it gets authd's schema first.
+    Import {
+        /// The file `export` wrote; `-` for standard input.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
     },
 }
 

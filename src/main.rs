@@ -105,8 +105,9 @@ fn sessions(command: &authd::config::SessionsCommand, database_url: &str) -> Exi
         Err(e) => return fail(LogFormat::Text, &e),
     };
     match runtime.block_on(authd::admin::sessions_command(command, database_url)) {
-        Ok(out) => {
-            print!("{out}");
+        Ok(printed) => {
+            print!("{}", printed.stdout);
+            eprint!("{}", printed.stderr);
             ExitCode::SUCCESS
         }
         Err(e) => fail(LogFormat::Text, &e),

@@ -94,6 +94,113 @@ pub struct SessionInfo {
     pub expires_at: i64,
 }
 
+/// A live session as `authd sessions export` writes it and `authd sessions import` reads it:
+/// what the store holds of it, so the digests of its refresh tokens, never a token. Whoever holds
+/// one cannot log in with it, but it names a user.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRecord {
+    /// The family's id: 32 hex digits.
+    pub id: String,
+    /// The user.
+    pub username: String,
+    /// When the session started (the login).
+    pub created_at: i64,
+    /// When it was last refreshed (or started).
+    pub last_used_at: i64,
+    /// When the session ends whatever happens.
+    pub expires_at: i64,
+    /// When its current refresh token expires unless used.
+    pub token_expires_at: i64,
+    /// SHA-256 of its current refresh token, in hex.
+    pub token_digest: String,
+    /// SHA-256 of the bytes all its tokens start with, in hex; none for a session from before
+    /// migration 0002 not refreshed since (its first refresh sets it).
+    pub lookup: Option<String>,
+    /// Orders the sessions started within one second.
+    pub started_order: i64,
+}
+
+impl SessionRecord {
+    /// Why this record cannot be a session authd made, if it cannot: the shapes of its id and
+    /// digests, a user name, times in order.
+    pub fn check(&self) -> Result<(), String> {
+        let hex_of = |s: &str, len: usize| {
+            s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        };
+        if !hex_of(&self.id, 32) {
+            return Err("`id` is not 32 lowercase hex digits".into());
+        }
+        if !hex_of(&self.token_digest, 64) {
+            return Err("`token_digest` is not 64 lowercase hex digits".into());
+        }
+        if self.lookup.as_deref().is_some_and(|l| !hex_of(l, 64)) {
+            return Err("`lookup` is not 64 lowercase hex digits".into());
+        }
+        if self.username.is_empty() || self.username.chars().any(char::is_control) {
+            return Err("`username` is empty or holds control characters".into());
+        }
+        let ordered = 0 <= self.created_at
+            && self.created_at <= self.last_used_at
+            && self.created_at <= self.expires_at
+            && self.token_expires_at <= self.expires_at;
+        if !ordered {
+            return Err("the session's times are out of order".into());
+        }
+        Ok(())
+    }
+
+    /// Whether the session can still be refreshed at `now`.
+    pub fn is_live(&self, now: i64) -> bool {
+        self.expires_at > now && self.token_expires_at > now
+    }
+}
+
+/// Sessions being written into the store by `authd sessions import`: one transaction, so all of
+/// them or none ([`Import::commit`]; dropped without it, nothing is written).
+#[derive(Debug)]
+pub struct Import {
+    store: Store,
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+}
+
+impl Import {
+    /// Writes `record` as it is (no per-user cap: the next login of its user trims). `false`,
+    /// with nothing written, when its id or a digest of it is already in the store.
+    pub async fn add(&mut self, record: &SessionRecord) -> Result<bool, StoreError> {
+        let Self { store, tx } = self;
+        store
+            .bounded(async {
+                let done = sqlx::query(
+                    "INSERT INTO session_families \
+                     (id, username, created_at, last_used_at, expires_at, revoked_at, \
+                      lookup, token_digest, token_expires_at, started_order) \
+                     VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $8, $9) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&record.id)
+                .bind(&record.username)
+                .bind(record.created_at)
+                .bind(record.last_used_at)
+                .bind(record.expires_at)
+                .bind(&record.lookup)
+                .bind(&record.token_digest)
+                .bind(record.token_expires_at)
+                .bind(record.started_order)
+                .execute(&mut **tx)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            })
+            .await
+    }
+
+    /// Makes every session added visible at once.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        let Self { store, tx } = self;
+        store.bounded(async { Ok(tx.commit().await?) }).await
+    }
+}
+
 /// Refresh-token families in the store.
 #[derive(Debug, Clone)]
 pub struct Sessions {
@@ -440,6 +547,61 @@ impl Sessions {
                 Ok(sessions)
             })
             .await
+    }
+
+    /// Up to `limit` live sessions (as [`Sessions::list`] counts them) whose ids come after
+    /// `after`, in id order: `authd sessions export` pages through them this way, so that each
+    /// page is one bounded query.
+    pub async fn export_page(
+        &self,
+        now: i64,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        self.store
+            .bounded(async {
+                let rows = sqlx::query(
+                    "SELECT id, username, created_at, last_used_at, expires_at, \
+                     token_expires_at, token_digest, lookup, started_order \
+                     FROM session_families \
+                     WHERE revoked_at IS NULL AND expires_at > $1 AND token_expires_at > $1 \
+                     AND token_digest IS NOT NULL AND id > $2 \
+                     ORDER BY id LIMIT $3",
+                )
+                .bind(now)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(self.store.pool())
+                .await?;
+                let mut page = Vec::with_capacity(rows.len());
+                for row in rows {
+                    page.push(SessionRecord {
+                        id: row.try_get("id")?,
+                        username: row.try_get("username")?,
+                        created_at: row.try_get("created_at")?,
+                        last_used_at: row.try_get("last_used_at")?,
+                        expires_at: row.try_get("expires_at")?,
+                        token_expires_at: row.try_get("token_expires_at")?,
+                        token_digest: row.try_get("token_digest")?,
+                        lookup: row.try_get("lookup")?,
+                        started_order: row.try_get("started_order")?,
+                    });
+                }
+                Ok(page)
+            })
+            .await
+    }
+
+    /// Starts writing exported sessions into the store, in one transaction.
+    pub async fn import(&self) -> Result<Import, StoreError> {
+        let tx = self
+            .store
+            .bounded(async { Ok(self.store.pool().begin().await?) })
+            .await?;
+        Ok(Import {
+            store: self.store.clone(),
+            tx,
+        })
     }
 
     /// Deletes up to `batch` dead sessions (past their lifetime, or their current token past

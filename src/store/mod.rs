@@ -129,29 +129,33 @@ impl Store {
     /// schema, never a new one (an empty database made on the spot would answer "no sessions"
     /// about a database that is somewhere else). The schema is brought up to date.
     pub async fn open_existing(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
-        let target = match Target::parse(url)? {
-            Target::SqliteMemory { .. } => {
-                return Err(StoreError::NoDatabase(
-                    "an in-memory database (the demo's) lives only inside the server".into(),
-                ));
-            }
-            Target::SqliteFile { path, url, .. } => {
-                if !path.is_file() {
-                    return Err(StoreError::NoDatabase(format!(
-                        "no database file at {}",
-                        path.display()
-                    )));
-                }
-                // Never created here: `rw`, whatever the URL asked for.
-                let url = url.replace("mode=rwc", "mode=rw");
-                Target::SqliteFile {
-                    path,
-                    url,
-                    creates: false,
-                }
-            }
-            postgres @ Target::Postgres { .. } => postgres,
-        };
+        let target = Target::existing(url)?;
+        if !matches!(Self::contents(&target, options).await?, Contents::Authd) {
+            return Err(StoreError::NoDatabase(
+                "the database holds no authd schema (is it the one the server uses?)".into(),
+            ));
+        }
+        Self::open_as(target, options).await
+    }
+
+    /// Opens the database at `url` that `authd sessions import` writes into: one that exists
+    /// (a SQLite file is never created, a PostgreSQL database must be there to connect to) and
+    /// holds either authd's schema or no table at all, usually one just made for authd, which
+    /// then gets the schema as the server's first start would give it. A database holding other
+    /// tables is refused: it is not one authd uses.
+    pub async fn open_for_import(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let target = Target::existing(url)?;
+        if matches!(Self::contents(&target, options).await?, Contents::Other) {
+            return Err(StoreError::NoDatabase(
+                "the database holds tables but no authd schema (is it the one the server uses?)"
+                    .into(),
+            ));
+        }
+        Self::open_as(target, options).await
+    }
+
+    /// What the database of `target` holds, read over a connection of its own.
+    async fn contents(target: &Target, options: &StoreOptions) -> Result<Contents, StoreError> {
         sqlx::any::install_default_drivers();
         let connect_url = target.connect_url();
         let pool = AnyPoolOptions::new()
@@ -164,13 +168,28 @@ impl Store {
         let authd = sqlx::query("SELECT 1 FROM _sqlx_migrations LIMIT 1")
             .fetch_optional(&pool)
             .await;
+        let contents = if matches!(authd, Ok(Some(_))) {
+            Ok(Contents::Authd)
+        } else {
+            // Tables where authd's would go: SQLite's file, PostgreSQL's current schema (the
+            // first of the search path, where the migrations would create them).
+            let tables = match target.backend() {
+                Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
+                Backend::Postgres => {
+                    "SELECT COUNT(*) FROM information_schema.tables \
+                     WHERE table_schema = current_schema()"
+                }
+            };
+            let query = sqlx::query_scalar::<_, i64>(tables).fetch_one(&pool);
+            match tokio::time::timeout(options.op_timeout, query).await {
+                Ok(Ok(0)) => Ok(Contents::Empty),
+                Ok(Ok(_)) => Ok(Contents::Other),
+                Ok(Err(e)) => Err(StoreError::Database(e)),
+                Err(_) => Err(StoreError::Timeout(options.op_timeout)),
+            }
+        };
         pool.close().await;
-        if !matches!(authd, Ok(Some(_))) {
-            return Err(StoreError::NoDatabase(
-                "the database holds no authd schema (is it the one the server uses?)".into(),
-            ));
-        }
-        Self::open_as(target, options).await
+        contents
     }
 
     async fn open_as(target: Target, options: &StoreOptions) -> Result<Self, StoreError> {
@@ -338,6 +357,16 @@ impl Store {
     }
 }
 
+/// What an existing database holds, for the admin commands.
+enum Contents {
+    /// authd's schema (its migrations table).
+    Authd,
+    /// No table at all where authd's would go.
+    Empty,
+    /// Tables, but not authd's.
+    Other,
+}
+
 /// A URL checked and sorted by engine.
 enum Target {
     /// `creates`: authd makes the file when missing (no `mode=` in the URL but `rwc`).
@@ -355,6 +384,31 @@ enum Target {
 }
 
 impl Target {
+    /// The target of `url` for the admin commands: a database that exists, never one made on the
+    /// spot (a SQLite file opened `rw`, whatever the URL asked for; no in-memory database).
+    fn existing(url: &str) -> Result<Self, StoreError> {
+        match Self::parse(url)? {
+            Self::SqliteMemory { .. } => Err(StoreError::NoDatabase(
+                "an in-memory database (the demo's) lives only inside the server".into(),
+            )),
+            Self::SqliteFile { path, url, .. } => {
+                if !path.is_file() {
+                    return Err(StoreError::NoDatabase(format!(
+                        "no database file at {}",
+                        path.display()
+                    )));
+                }
+                let url = url.replace("mode=rwc", "mode=rw");
+                Ok(Self::SqliteFile {
+                    path,
+                    url,
+                    creates: false,
+                })
+            }
+            postgres @ Self::Postgres { .. } => Ok(postgres),
+        }
+    }
+
     fn parse(url: &str) -> Result<Self, StoreError> {
         let url = url.trim();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {

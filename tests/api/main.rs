@@ -22,6 +22,7 @@ mod library;
 mod limits;
 mod logs;
 mod metrics;
+mod moving;
 mod nginx;
 mod openapi;
 mod postman;
