@@ -633,6 +633,52 @@ mod tests {
     }
 
     #[test]
+    fn groups_are_issued_when_there_are_some_and_absent_otherwise() {
+        let k = keys();
+        let groups = vec!["admins".to_owned(), "ops".to_owned()];
+        let t = k.issue_in_groups("alice", &groups, NOW).unwrap().token;
+        let c = k.verify(&t, NOW).unwrap();
+        assert_eq!(c.groups, groups);
+        assert!(c.in_group("ops") && !c.in_group("dev"));
+        let plain = k.issue("alice", NOW).unwrap().token;
+        let payload = plain.split('.').nth(1).unwrap();
+        let json = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        assert!(!json.contains("groups"), "{json}");
+        assert!(k.verify(&plain, NOW).unwrap().groups.is_empty());
+    }
+
+    #[test]
+    fn groups_claims_that_are_not_short_clean_string_lists_are_invalid() {
+        let k = keys();
+        let exp = NOW + 600;
+        let verify = |claims: serde_json::Value| {
+            k.verify(&sign_with(Algorithm::HS256, SECRET, &claims), NOW)
+        };
+        let too_many: Vec<String> = (0..=MAX_GROUPS).map(|i| format!("g{i}")).collect();
+        let enough: Vec<String> = (0..MAX_GROUPS).map(|i| format!("g{i}")).collect();
+        for bad in [
+            serde_json::json!({"sub": "a", "exp": exp, "groups": [1]}),
+            serde_json::json!({"sub": "a", "exp": exp, "groups": ["ok", null]}),
+            serde_json::json!({"sub": "a", "exp": exp, "groups": "admins"}),
+            serde_json::json!({"sub": "a", "exp": exp, "groups": ["a,b"]}),
+            serde_json::json!({"sub": "a", "exp": exp, "groups": [""]}),
+            serde_json::json!({"sub": "a", "exp": exp, "groups": ["a\nb"]}),
+            serde_json::json!({"sub": "a", "exp": exp, "groups": ["g".repeat(129)]}),
+            serde_json::json!({"sub": "a", "exp": exp, "groups": too_many}),
+        ] {
+            assert_eq!(verify(bad.clone()), Err(VerifyError::Invalid), "{bad}");
+        }
+        assert_eq!(
+            verify(serde_json::json!({"sub": "a", "exp": exp, "groups": enough}))
+                .unwrap()
+                .groups
+                .len(),
+            MAX_GROUPS
+        );
+        assert!(verify(serde_json::json!({"sub": "a", "exp": exp, "groups": []})).is_ok());
+    }
+
+    #[test]
     fn debug_output_does_not_show_key_material() {
         let s = format!("{:?}", keys());
         assert!(s.contains("REDACTED"));
