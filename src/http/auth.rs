@@ -241,8 +241,10 @@ pub trait Group {
 /// plus the group. A valid token of someone not in it is answered 403
 /// `{"message": "Forbidden"}` (strict mode: with RFC 6750's `insufficient_scope` challenge); an
 /// invalid or missing token as [`Authenticated`] answers it. The same one check.
+///
+/// Take it apart in the handler's arguments: `InGroup(claims, _): InGroup<Admins>`.
 #[derive(Debug, Clone)]
-pub struct InGroup<G>(pub Claims, std::marker::PhantomData<G>);
+pub struct InGroup<G>(pub Claims, pub std::marker::PhantomData<fn() -> G>);
 
 impl<G, S> FromRequestParts<S> for InGroup<G>
 where

@@ -9,6 +9,7 @@ mod basic_auth;
 mod commits;
 mod contract;
 mod deploy;
+mod groups;
 mod hardening_config;
 mod hardening_login;
 mod hardening_resources;
