@@ -1,7 +1,8 @@
 //! `GET /verify` (any method): forward authentication for nginx `auth_request`, Traefik
-//! `forwardAuth` and Caddy `forward_auth`. 200 with the user in `X-Auth-User` for a valid token;
-//! otherwise a 401 with a `WWW-Authenticate` challenge and no body, which is all these proxies
-//! look at (a body could be passed on to the client).
+//! `forwardAuth` and Caddy `forward_auth`. 200 with the user and groups in each convention's
+//! headers for a valid token the rules (`allowed_groups`, `allowed_users`) allow; 403 for one they
+//! do not; otherwise a 401 with a `WWW-Authenticate` challenge. No body, which is all these
+//! proxies look at (a body could be passed on to the client).
 
 use std::net::SocketAddr;
 
@@ -39,8 +40,10 @@ pub const X_AUTH_REQUEST_GROUPS: HeaderName = HeaderName::from_static("x-auth-re
 
 /// Checks the token of the request a proxy is about to let through: the `Authorization: Bearer`
 /// header (proxies pass the client's headers on), or the `token` parameter of the original
-/// request's query (from `X-Original-URI` or `X-Forwarded-Uri`, which must agree when both are
-/// there, or only the one `AUTHD_FORWARDED_URI_HEADER` names; else this request's own query).
+/// request's query (from `X-Original-URI`, `X-Forwarded-Uri` or `X-Original-URL`, which must
+/// agree when several are there, or only the one `AUTHD_FORWARDED_URI_HEADER` names; believed
+/// only from a trusted proxy when `AUTHD_TRUSTED_PROXIES` is set; else this request's own query).
+/// Then the rules of this request's own query: `allowed_groups`, `allowed_users`.
 #[utoipa::path(
     method(get, post, put, delete, patch, options),
     path = "/verify",
@@ -48,22 +51,32 @@ pub const X_AUTH_REQUEST_GROUPS: HeaderName = HeaderName::from_static("x-auth-re
     summary = "Forward authentication for nginx auth_request, Traefik forwardAuth, Caddy forward_auth",
     description = "Answers any method, since proxies pass the original one on. The token comes \
         from `Authorization: Bearer`, or from the `token` parameter of the original request's \
-        query (`X-Original-URI` or `X-Forwarded-Uri`, else this request's own query). Both \
-        headers present and different, a header or a `token` parameter repeated, or two \
-        `Authorization` headers: 401. Answers have no body, so that a proxy has nothing to leak.",
+        query (`X-Original-URI`, `X-Forwarded-Uri` or `X-Original-URL`, else this request's own \
+        query). Original-request headers that name different targets, a header or a `token` \
+        parameter repeated, or two `Authorization` headers: 401. `allowed_groups` and \
+        `allowed_users` restrict who passes (403); a rule repeated or with an escaped name: 403. \
+        Answers have no body, so that a proxy has nothing to leak.",
     params(
+        ("allowed_groups" = Option<String>, Query, description = "Comma-separated groups; the token's holder must be in one of them"),
+        ("allowed_users" = Option<String>, Query, description = "Comma-separated users; the token's holder must be one of them"),
         ("X-Original-URI" = Option<String>, Header, description = "The original request target (nginx `$request_uri`)"),
         ("X-Forwarded-Uri" = Option<String>, Header, description = "The original request target (Traefik, Caddy)"),
+        ("X-Original-URL" = Option<String>, Header, description = "The original request as an absolute URL"),
     ),
     security(("bearer" = []), ("token" = []), ()),
     responses(
-        (status = 200, description = "A valid token: let the request through.",
+        (status = 200, description = "A valid token, allowed by the rules: let the request through.",
             headers(
+                ("Remote-User" = String, description = "The token's subject (Authelia, Caddy convention)"),
+                ("Remote-Groups" = String, description = "The token's groups, comma-separated; absent when none"),
+                ("X-Auth-Request-User" = String, description = "The token's subject (oauth2-proxy convention)"),
+                ("X-Auth-Request-Groups" = String, description = "The token's groups, comma-separated; absent when none"),
                 ("X-Auth-User" = String, description = "The token's subject"),
                 ("X-Auth-Expires" = String, description = "The token's `exp`, seconds since the epoch"),
             )),
         (status = 401, description = "No valid token: refuse the request. No body.",
             headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"authd\"`, with an RFC 6750 error code"))),
+        (status = 403, description = "A valid token whose holder the rules do not allow, or rules that cannot be read one way only: refuse the request. No body."),
     ),
 )]
 pub(super) async fn verify(
