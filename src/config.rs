@@ -212,6 +212,10 @@ pub struct ServeArgs {
     /// Users file in htpasswd format (`name:hash` a line; argon2id or bcrypt hashes).
     #[arg(long, global = true, env = "AUTHD_USERS")]
     pub users: Option<PathBuf>,
+    /// Groups file in Apache's AuthGroupFile format (`group: user1 user2` a line); without it,
+    /// nobody is in a group. Also read with --demo when given.
+    #[arg(long, global = true, env = "AUTHD_GROUPS")]
+    pub groups: Option<PathBuf>,
     /// Access-token lifetime: `30m`, `15m`, `1h`, or seconds; 1s to 24h.
     #[arg(long, global = true, env = "AUTHD_TOKEN_TTL", default_value = "30m")]
     pub token_ttl: String,
@@ -571,6 +575,8 @@ pub struct Config {
     pub secret: SecretSlice<u8>,
     /// Where the users come from.
     pub users: UsersSource,
+    /// The groups file; nobody is in a group without one.
+    pub groups: Option<PathBuf>,
     /// Token lifetime, issuer and audience.
     pub tokens: TokenSettings,
     /// Request limits.
@@ -844,6 +850,7 @@ impl Config {
             listen,
             secret: SecretSlice::from(secret),
             users,
+            groups: args.groups.filter(|p| !p.as_os_str().is_empty()),
             tokens,
             limits: Limits {
                 request_timeout,

@@ -92,6 +92,7 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub mod access;
 pub mod admin;
 pub mod config;
 pub mod http;
@@ -109,7 +110,7 @@ pub mod transport;
 pub mod users;
 
 pub use config::{Cli, Config, ConfigError};
-pub use http::{ApiError, Authenticated, RequireToken, TokenCheck};
+pub use http::{ApiError, Authenticated, Group, InGroup, RequireToken, TokenCheck};
 pub use server::TlsError;
 pub use startup::{Application, StartError, remove_expired};
 pub use tokens::{Claims, TokenKeys, TokenSettings};

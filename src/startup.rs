@@ -17,7 +17,7 @@ use crate::sessions::Sessions;
 use crate::store::{Store, StoreError};
 use crate::throttle::Throttle;
 use crate::tokens::{self, TokenKeys};
-use crate::users::{HashPool, Users, UsersError};
+use crate::users::{Groups, GroupsError, HashPool, Users, UsersError};
 use secrecy::ExposeSecret as _;
 
 /// Rows deleted per statement by the background cleanup, so that one pass never holds a long lock.
@@ -34,6 +34,9 @@ pub enum StartError {
     /// The users file was refused.
     #[error(transparent)]
     Users(#[from] UsersError),
+    /// The groups file was refused.
+    #[error(transparent)]
+    Groups(#[from] GroupsError),
     /// The signing keys could not be built.
     #[error("cannot build signing keys: {0}")]
     Keys(String),
@@ -103,10 +106,7 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError>
 impl Application {
     /// Loads the users, builds the keys and the router, and binds the listen address.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let users = match &config.users {
-            UsersSource::File(path) => Users::load(path, config.secret_bytes())?,
-            UsersSource::Demo => Users::demo().map_err(|e| StartError::DemoHash(e.to_string()))?,
-        };
+        let users = load_users(&config)?;
         let keys = TokenKeys::with_previous(
             config.secret_bytes(),
             &config.previous_secret_bytes(),
@@ -251,6 +251,19 @@ impl Application {
         cleanup.abort();
         self.sessions.store().close().await;
     }
+}
+
+/// Reads the users (the users file, or the demo user) and the groups file when there is one: the
+/// one place both files are loaded, at start and on every reload.
+pub(crate) fn load_users(config: &Config) -> Result<Users, StartError> {
+    let users = match &config.users {
+        UsersSource::File(path) => Users::load(path, config.secret_bytes())?,
+        UsersSource::Demo => Users::demo().map_err(|e| StartError::DemoHash(e.to_string()))?,
+    };
+    Ok(match &config.groups {
+        Some(path) => users.with_groups(Groups::load(path)?),
+        None => users,
+    })
 }
 
 /// The connection cap: below the open-file limit (its soft value first raised to the hard one),

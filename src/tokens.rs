@@ -11,6 +11,32 @@ use serde::{Deserialize, Serialize};
 /// working within half a minute, large enough for hosts whose clocks differ by a few seconds.
 pub const LEEWAY_SECS: i64 = 30;
 
+/// Most groups a token may name (and a user may be in): every request's token check reads them,
+/// and `/verify` sends them in a header.
+pub const MAX_GROUPS: usize = 64;
+/// Longest group name, in bytes.
+pub const MAX_GROUP_NAME_BYTES: usize = 128;
+
+/// What is wrong with `name` as a group name, if anything: empty, longer than
+/// [`MAX_GROUP_NAME_BYTES`], or holding a `:` (the group file's separator), a `,` (the separator
+/// of `Remote-Groups` and `allowed_groups`), whitespace or a control character. One rule for the
+/// groups file and for the `groups` claim of tokens from elsewhere, so that a name that passed
+/// one is never read as two names by a proxy or an application.
+pub fn group_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("empty group name")
+    } else if name.len() > MAX_GROUP_NAME_BYTES {
+        Some("group name longer than 128 bytes")
+    } else if name
+        .chars()
+        .any(|c| c == ':' || c == ',' || c.is_whitespace() || c.is_control())
+    {
+        Some("group name with `:`, `,`, whitespace or a control character")
+    } else {
+        None
+    }
+}
+
 /// The claims of an access token.
 ///
 /// `user` is the tutorial's claim, kept so that code written against it keeps working; `sub` is
@@ -39,12 +65,22 @@ pub struct Claims {
     /// Audience, when one is configured (a string or a list of strings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aud: Option<Audience>,
+    /// The groups the user was in when the token was issued (the groups file,
+    /// `AUTHD_GROUPS`); absent from the token when there are none. A token without the claim
+    /// (another library's, an older authd's) is in no group.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 impl Claims {
     /// The name of the user the token was issued to: `sub`, else the tutorial's `user`.
     pub fn subject(&self) -> Option<&str> {
         self.sub.as_deref().or(self.user.as_deref())
+    }
+
+    /// Whether the token names `group` among its groups.
+    pub fn in_group(&self, group: &str) -> bool {
+        self.groups.iter().any(|g| g == group)
     }
 }
 
@@ -226,8 +262,19 @@ impl TokenKeys {
         &self.settings
     }
 
-    /// Issues an access token for `user` at `now` (seconds since the Unix epoch).
+    /// Issues an access token for `user` at `now` (seconds since the Unix epoch), in no group.
     pub fn issue(&self, user: &str, now: i64) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
+        self.issue_in_groups(user, &[], now)
+    }
+
+    /// Issues an access token for `user`, a member of `groups`, at `now` (seconds since the
+    /// Unix epoch).
+    pub fn issue_in_groups(
+        &self,
+        user: &str,
+        groups: &[String],
+        now: i64,
+    ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
         let ttl = self.settings.ttl.as_secs();
         let claims = Claims {
             user: Some(user.to_owned()),
@@ -237,6 +284,7 @@ impl TokenKeys {
             nbf: None,
             iss: self.settings.issuer.clone(),
             aud: self.settings.audience.clone().map(Audience::One),
+            groups: groups.to_vec(),
         };
         let token = jsonwebtoken::encode(&self.header, &claims, &self.encoding)?;
         Ok(IssuedToken {
@@ -248,8 +296,9 @@ impl TokenKeys {
     /// Verifies `token` at `now`: HS256 only, signature with the key its `kid` names (or any of
     /// ours when it has none), `exp` required and in the future (within [`LEEWAY_SECS`]) but no
     /// further ahead than the configured lifetime (plus the leeway), `nbf` honoured, `iss`/`aud`
-    /// when configured, and a subject that is not empty and, when both `sub` and `user` are
-    /// there, the same in both.
+    /// when configured, a subject that is not empty and, when both `sub` and `user` are
+    /// there, the same in both, and `groups`, when there, a list of at most [`MAX_GROUPS`]
+    /// strings that pass [`group_name_problem`].
     ///
     /// The lifetime bound is what keeps a holder of the secret (every service linking this
     /// library has it) from minting tokens that never expire: no token authd issues lives longer
@@ -295,6 +344,16 @@ impl TokenKeys {
         }
         if let (Some(sub), Some(user)) = (&claims.sub, &claims.user)
             && sub != user
+        {
+            return Err(VerifyError::Invalid);
+        }
+        // Bounded, and names a proxy or an application cannot split differently: a group named
+        // `a,b` would be two groups in `Remote-Groups`.
+        if claims.groups.len() > MAX_GROUPS
+            || claims
+                .groups
+                .iter()
+                .any(|g| group_name_problem(g).is_some())
         {
             return Err(VerifyError::Invalid);
         }
@@ -571,6 +630,52 @@ mod tests {
         ] {
             assert!(verify(good.clone()).is_ok(), "{good}");
         }
+    }
+
+    #[test]
+    fn groups_are_issued_when_there_are_some_and_absent_otherwise() {
+        let k = keys();
+        let groups = vec!["admins".to_owned(), "ops".to_owned()];
+        let t = k.issue_in_groups("alice", &groups, NOW).unwrap().token;
+        let c = k.verify(&t, NOW).unwrap();
+        assert_eq!(c.groups, groups);
+        assert!(c.in_group("ops") && !c.in_group("dev"));
+        let plain = k.issue("alice", NOW).unwrap().token;
+        let payload = plain.split('.').nth(1).unwrap();
+        let json = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        assert!(!json.contains("groups"), "{json}");
+        assert!(k.verify(&plain, NOW).unwrap().groups.is_empty());
+    }
+
+    #[test]
+    fn groups_claims_that_are_not_short_clean_string_lists_are_invalid() {
+        let k = keys();
+        let exp = NOW + 600;
+        let verify = |claims: serde_json::Value| {
+            k.verify(&sign_with(Algorithm::HS256, SECRET, &claims), NOW)
+        };
+        let too_many: Vec<String> = (0..=MAX_GROUPS).map(|i| format!("g{i}")).collect();
+        let enough: Vec<String> = (0..MAX_GROUPS).map(|i| format!("g{i}")).collect();
+        for bad in [
+            serde_json::json!({"sub": "a", "exp": exp, "groups": [1]}),
+            serde_json::json!({"sub": "a", "exp": exp, "groups": ["ok", null]}),
+            serde_json::json!({"sub": "a", "exp": exp, "groups": "admins"}),
+            serde_json::json!({"sub": "a", "exp": exp, "groups": ["a,b"]}),
+            serde_json::json!({"sub": "a", "exp": exp, "groups": [""]}),
+            serde_json::json!({"sub": "a", "exp": exp, "groups": ["a\nb"]}),
+            serde_json::json!({"sub": "a", "exp": exp, "groups": ["g".repeat(129)]}),
+            serde_json::json!({"sub": "a", "exp": exp, "groups": too_many}),
+        ] {
+            assert_eq!(verify(bad.clone()), Err(VerifyError::Invalid), "{bad}");
+        }
+        assert_eq!(
+            verify(serde_json::json!({"sub": "a", "exp": exp, "groups": enough}))
+                .unwrap()
+                .groups
+                .len(),
+            MAX_GROUPS
+        );
+        assert!(verify(serde_json::json!({"sub": "a", "exp": exp, "groups": []})).is_ok());
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! authd's own routes and for other axum services alike. [`TokenCheck`] holds the policy (the
 //! keys, the strictness, where outcomes are counted) and makes the one check; [`Authenticated`]
 //! is the extractor that runs it, reaching the policy through `FromRef` like any state;
-//! [`RequireToken`] is the same check as a tower layer. A refusal answers 403 "Token is missing!"
-//! or "Token is invalid!" — or, in strict mode (authd's `AUTHD_STRICT`), RFC 6750's 401 or 400
-//! with a `WWW-Authenticate: Bearer` challenge.
+//! [`RequireToken`] is the same check as a tower layer; [`InGroup`] and
+//! [`RequireToken::in_group`] add a group the token's holder must be in (403 "Forbidden"). A
+//! refusal answers 403 "Token is missing!" or "Token is invalid!" — or, in strict mode (authd's
+//! `AUTHD_STRICT`), RFC 6750's 401 or 400 with a `WWW-Authenticate: Bearer` challenge.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -112,6 +113,25 @@ impl TokenCheck {
         }
     }
 
+    /// Checks the token as [`TokenCheck::check`] does, then that its holder is in one of
+    /// `groups` (the token's `groups` claim): 403 "Forbidden" otherwise (in strict mode with
+    /// RFC 6750's `insufficient_scope` challenge).
+    pub fn check_in_groups<G: AsRef<str>>(
+        &self,
+        query: Option<&str>,
+        headers: &HeaderMap,
+        groups: &[G],
+    ) -> Result<Claims, ApiError> {
+        let claims = self.check(query, headers)?;
+        if groups.iter().any(|g| claims.in_group(g.as_ref())) {
+            Ok(claims)
+        } else {
+            Err(ApiError::Forbidden {
+                strict: self.strict,
+            })
+        }
+    }
+
     /// Counts the outcome of a check, where this policy counts.
     pub(crate) fn count(&self, result: Result<(), Refusal>) {
         if let Some(m) = &self.metrics {
@@ -204,15 +224,54 @@ where
     }
 }
 
+/// A group a route requires, named by a type, for the [`InGroup`] extractor.
+///
+/// ```
+/// struct Admins;
+/// impl authd::http::Group for Admins {
+///     const NAME: &'static str = "admins";
+/// }
+/// ```
+pub trait Group {
+    /// The group's name, as in the groups file.
+    const NAME: &'static str;
+}
+
+/// The verified claims of a request whose token's holder is in the group `G`: [`Authenticated`]
+/// plus the group. A valid token of someone not in it is answered 403
+/// `{"message": "Forbidden"}` (strict mode: with RFC 6750's `insufficient_scope` challenge); an
+/// invalid or missing token as [`Authenticated`] answers it. The same one check.
+///
+/// Take it apart in the handler's arguments: `InGroup(claims, _): InGroup<Admins>`.
+#[derive(Debug, Clone)]
+pub struct InGroup<G>(pub Claims, pub std::marker::PhantomData<fn() -> G>);
+
+impl<G, S> FromRequestParts<S> for InGroup<G>
+where
+    G: Group,
+    TokenCheck: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        TokenCheck::from_ref(state)
+            .check_in_groups(parts.uri.query(), &parts.headers, &[G::NAME])
+            .map(|claims| Self(claims, std::marker::PhantomData))
+    }
+}
+
 /// A tower layer that lets through only requests with a valid access token and answers the
 /// others as [`Authenticated`] does; the claims of a request let through are in its extensions
-/// as [`Authenticated`].
+/// as [`Authenticated`]. With [`RequireToken::in_group`], only holders in that group (or one of
+/// several) get through; the others are answered 403 `{"message": "Forbidden"}`.
 ///
 /// Put it on the routes to protect with `Router::route_layer` (so that unknown paths still answer
 /// 404 rather than 403).
 #[derive(Debug, Clone)]
 pub struct RequireToken {
     check: TokenCheck,
+    groups: Option<Arc<[String]>>,
 }
 
 impl RequireToken {
@@ -221,6 +280,19 @@ impl RequireToken {
     pub fn new(check: impl Into<TokenCheck>) -> Self {
         Self {
             check: check.into(),
+            groups: None,
+        }
+    }
+
+    /// The same layer letting through only holders in `group`; called again, in any of the
+    /// groups named.
+    #[must_use]
+    pub fn in_group(self, group: impl Into<String>) -> Self {
+        let mut groups: Vec<String> = self.groups.as_deref().unwrap_or_default().to_vec();
+        groups.push(group.into());
+        Self {
+            groups: Some(groups.into()),
+            ..self
         }
     }
 }
@@ -232,6 +304,7 @@ impl<S> Layer<S> for RequireToken {
         RequireTokenService {
             inner,
             check: self.check.clone(),
+            groups: self.groups.clone(),
         }
     }
 }
@@ -241,6 +314,7 @@ impl<S> Layer<S> for RequireToken {
 pub struct RequireTokenService<S> {
     inner: S,
     check: TokenCheck,
+    groups: Option<Arc<[String]>>,
 }
 
 impl<S> Service<Request> for RequireTokenService<S>
@@ -256,7 +330,13 @@ where
     }
 
     fn call(&mut self, mut req: Request) -> Self::Future {
-        match self.check.check(req.uri().query(), req.headers()) {
+        let checked = match &self.groups {
+            None => self.check.check(req.uri().query(), req.headers()),
+            Some(groups) => self
+                .check
+                .check_in_groups(req.uri().query(), req.headers(), groups),
+        };
+        match checked {
             Ok(claims) => {
                 req.extensions_mut().insert(Authenticated(claims));
                 RequireTokenFuture {

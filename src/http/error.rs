@@ -62,6 +62,13 @@ pub enum ApiError {
     /// A token that does not verify: 403 "Token is invalid!".
     #[error("Token is invalid!")]
     TokenInvalid,
+    /// A valid token whose holder is not allowed here (not in the group a route requires): 403
+    /// "Forbidden"; in strict mode with RFC 6750's `insufficient_scope` challenge.
+    #[error("Forbidden")]
+    Forbidden {
+        /// Whether the check is strict (RFC 6750).
+        strict: bool,
+    },
     /// Strict mode (RFC 6750), a refused token: 401 "Token is missing!" or "Token is invalid!", or
     /// 400 for a token in the query string or a malformed Bearer header; each with the challenge
     /// [`Refusal::challenge`] decides.
@@ -87,6 +94,8 @@ pub const BASIC_CHALLENGE: &str = r#"Basic realm="authd", charset="UTF-8""#;
 pub const BEARER_CHALLENGE: &str = r#"Bearer realm="authd""#;
 /// The Bearer challenge for a token that does not verify (RFC 6750 §3.1).
 pub const BEARER_INVALID_TOKEN: &str = r#"Bearer realm="authd", error="invalid_token", error_description="The access token is invalid or expired""#;
+/// The Bearer challenge for a valid token that does not allow the request (RFC 6750 §3.1).
+pub const BEARER_INSUFFICIENT_SCOPE: &str = r#"Bearer realm="authd", error="insufficient_scope", error_description="The access token's user is not allowed here""#;
 /// The Bearer challenge for a malformed request (RFC 6750 §3.1).
 pub const BEARER_INVALID_REQUEST: &str = r#"Bearer realm="authd", error="invalid_request", error_description="Send the token in an Authorization: Bearer header only""#;
 
@@ -101,7 +110,9 @@ impl ApiError {
             Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::TokenMissing | Self::TokenInvalid => StatusCode::FORBIDDEN,
+            Self::TokenMissing | Self::TokenInvalid | Self::Forbidden { .. } => {
+                StatusCode::FORBIDDEN
+            }
             Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::UriTooLong => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -116,6 +127,7 @@ impl IntoResponse for ApiError {
         let challenge = match &self {
             Self::CouldNotVerify => Some(BASIC_CHALLENGE),
             Self::Bearer(refusal) => Some(refusal.challenge(true)),
+            Self::Forbidden { strict: true } => Some(BEARER_INSUFFICIENT_SCOPE),
             _ => None,
         };
         if let Some(c) = challenge {

@@ -169,7 +169,7 @@ pub(super) fn token_response(
     let issued = state
         .check
         .keys()
-        .issue(username, now)
+        .issue_in_groups(username, state.users.groups_of(username), now)
         .map_err(|e| ApiError::Internal(Cause::new("cannot sign a token", &e)))?;
     let mut res = json(
         StatusCode::OK,

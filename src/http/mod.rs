@@ -23,7 +23,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use auth::{
-    Authenticated, Refusal, RequireToken, RequireTokenFuture, RequireTokenService, TokenCheck,
+    Authenticated, Group, InGroup, Refusal, RequireToken, RequireTokenFuture, RequireTokenService,
+    TokenCheck,
 };
 pub(crate) use edge::EdgeConfig;
 pub use edge::{
@@ -31,7 +32,8 @@ pub use edge::{
     LazyTimeoutFuture, PanicAnswer, RETRY_PAUSE, Stack,
 };
 pub use error::{
-    ApiError, BASIC_CHALLENGE, BEARER_CHALLENGE, BEARER_INVALID_REQUEST, BEARER_INVALID_TOKEN,
+    ApiError, BASIC_CHALLENGE, BEARER_CHALLENGE, BEARER_INSUFFICIENT_SCOPE, BEARER_INVALID_REQUEST,
+    BEARER_INVALID_TOKEN,
 };
 pub use health::HealthResponse;
 pub use json::MessageResponse;
@@ -39,7 +41,10 @@ pub use login::LoginResponse;
 pub(crate) use metrics::{MetricsState, metrics_only_router};
 pub use openapi::document as openapi;
 pub use refresh::RefreshRequest;
-pub use verify::{X_AUTH_EXPIRES, X_AUTH_USER, X_FORWARDED_URI, X_ORIGINAL_URI};
+pub use verify::{
+    REMOTE_GROUPS, REMOTE_USER, X_AUTH_EXPIRES, X_AUTH_REQUEST_GROUPS, X_AUTH_REQUEST_USER,
+    X_AUTH_USER, X_FORWARDED_URI, X_ORIGINAL_URI, X_ORIGINAL_URL,
+};
 
 use crate::config::Limits;
 use crate::metrics::Metrics;

@@ -1,16 +1,21 @@
 //! `GET /verify` (any method): forward authentication for nginx `auth_request`, Traefik
-//! `forwardAuth` and Caddy `forward_auth`. 200 with the user in `X-Auth-User` for a valid token;
-//! otherwise a 401 with a `WWW-Authenticate` challenge and no body, which is all these proxies
-//! look at (a body could be passed on to the client).
+//! `forwardAuth` and Caddy `forward_auth`. 200 with the user and groups in each convention's
+//! headers for a valid token the rules (`allowed_groups`, `allowed_users`) allow; 403 for one they
+//! do not; otherwise a 401 with a `WWW-Authenticate` challenge. No body, which is all these
+//! proxies look at (a body could be passed on to the client).
 
+use std::net::SocketAddr;
+
+use axum::Extension;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
 
 use super::AppState;
 use super::auth::Refusal;
 use super::edge::KeepBody;
+use crate::access::Rules;
 use crate::proxies::ForwardedUriHeader;
 
 /// The user the token was issued to (`sub`, else the tutorial's `user` claim).
@@ -21,11 +26,24 @@ pub const X_AUTH_EXPIRES: HeaderName = HeaderName::from_static("x-auth-expires")
 pub const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
 /// The original request target, as Traefik and Caddy send it.
 pub const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+/// The original request as an absolute URL, as some nginx configurations send it
+/// (`$scheme://$http_host$request_uri`).
+pub const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
+/// The user, in the header Authelia, tinyauth and Caddy's documentation use.
+pub const REMOTE_USER: HeaderName = HeaderName::from_static("remote-user");
+/// The user's groups, comma-separated (absent when none), as Authelia sends them.
+pub const REMOTE_GROUPS: HeaderName = HeaderName::from_static("remote-groups");
+/// The user, in oauth2-proxy's header.
+pub const X_AUTH_REQUEST_USER: HeaderName = HeaderName::from_static("x-auth-request-user");
+/// The user's groups, comma-separated (absent when none), in oauth2-proxy's header.
+pub const X_AUTH_REQUEST_GROUPS: HeaderName = HeaderName::from_static("x-auth-request-groups");
 
 /// Checks the token of the request a proxy is about to let through: the `Authorization: Bearer`
 /// header (proxies pass the client's headers on), or the `token` parameter of the original
-/// request's query (from `X-Original-URI` or `X-Forwarded-Uri`, which must agree when both are
-/// there, or only the one `AUTHD_FORWARDED_URI_HEADER` names; else this request's own query).
+/// request's query (from `X-Original-URI`, `X-Forwarded-Uri` or `X-Original-URL`, which must
+/// agree when several are there, or only the one `AUTHD_FORWARDED_URI_HEADER` names; believed
+/// only from a trusted proxy when `AUTHD_TRUSTED_PROXIES` is set; else this request's own query).
+/// Then the rules of this request's own query: `allowed_groups`, `allowed_users`.
 #[utoipa::path(
     method(get, post, put, delete, patch, options),
     path = "/verify",
@@ -33,31 +51,57 @@ pub const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri
     summary = "Forward authentication for nginx auth_request, Traefik forwardAuth, Caddy forward_auth",
     description = "Answers any method, since proxies pass the original one on. The token comes \
         from `Authorization: Bearer`, or from the `token` parameter of the original request's \
-        query (`X-Original-URI` or `X-Forwarded-Uri`, else this request's own query). Both \
-        headers present and different, a header or a `token` parameter repeated, or two \
-        `Authorization` headers: 401. Answers have no body, so that a proxy has nothing to leak.",
+        query (`X-Original-URI`, `X-Forwarded-Uri` or `X-Original-URL`, else this request's own \
+        query). Original-request headers that name different targets, a header or a `token` \
+        parameter repeated, or two `Authorization` headers: 401. `allowed_groups` and \
+        `allowed_users` restrict who passes (403); a rule repeated or with an escaped name: 403. \
+        Answers have no body, so that a proxy has nothing to leak.",
     params(
+        ("allowed_groups" = Option<String>, Query, description = "Comma-separated groups; the token's holder must be in one of them"),
+        ("allowed_users" = Option<String>, Query, description = "Comma-separated users; the token's holder must be one of them"),
         ("X-Original-URI" = Option<String>, Header, description = "The original request target (nginx `$request_uri`)"),
         ("X-Forwarded-Uri" = Option<String>, Header, description = "The original request target (Traefik, Caddy)"),
+        ("X-Original-URL" = Option<String>, Header, description = "The original request as an absolute URL"),
     ),
     security(("bearer" = []), ("token" = []), ()),
     responses(
-        (status = 200, description = "A valid token: let the request through.",
+        (status = 200, description = "A valid token, allowed by the rules: let the request through.",
             headers(
+                ("Remote-User" = String, description = "The token's subject (Authelia, Caddy convention)"),
+                ("Remote-Groups" = String, description = "The token's groups, comma-separated; absent when none"),
+                ("X-Auth-Request-User" = String, description = "The token's subject (oauth2-proxy convention)"),
+                ("X-Auth-Request-Groups" = String, description = "The token's groups, comma-separated; absent when none"),
                 ("X-Auth-User" = String, description = "The token's subject"),
                 ("X-Auth-Expires" = String, description = "The token's `exp`, seconds since the epoch"),
             )),
         (status = 401, description = "No valid token: refuse the request. No body.",
             headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"authd\"`, with an RFC 6750 error code"))),
+        (status = 403, description = "A valid token whose holder the rules do not allow, or rules that cannot be read one way only: refuse the request. No body."),
     ),
 )]
 pub(super) async fn verify(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
     let check = &state.check;
-    let result = original_query(&headers, uri.query(), state.forwarded_uri)
+    // The rules are the proxy's configuration, read before any token: a request whose rules
+    // cannot be read one way only is let through by no token (403, which proxies pass on; any
+    // other status nginx turns into a 500).
+    let Ok(rules) = Rules::parse(uri.query()) else {
+        return empty(StatusCode::FORBIDDEN);
+    };
+    // Original-request headers from a peer that is not a trusted proxy (when some are listed)
+    // are the client's own words: not believed, as X-Forwarded-For is not.
+    let believed = state.proxies.is_empty()
+        || peer.is_some_and(|Extension(ConnectInfo(addr))| state.proxies.trusts(addr.ip()));
+    let original = if believed {
+        original_query(&headers, uri.query(), state.forwarded_uri)
+    } else {
+        Some(uri.query())
+    };
+    let result = original
         .ok_or(if check.strict() {
             Refusal::BadRequest
         } else {
@@ -71,68 +115,109 @@ pub(super) async fn verify(
                 .subject()
                 .and_then(|s| HeaderValue::from_bytes(s.as_bytes()).ok())
                 .ok_or(Refusal::Invalid)?;
-            Ok((user, c.exp))
+            Ok((user, c))
         });
     check.count(result.as_ref().map(|_| ()).map_err(|r| *r));
     match result {
-        Ok((user, exp)) => {
-            let mut res = Response::new(Body::empty());
+        Ok((_, claims)) if !rules.allow(&claims) => empty(StatusCode::FORBIDDEN),
+        Ok((user, claims)) => {
+            let mut res = empty(StatusCode::OK);
             let h = res.headers_mut();
+            // Group names are checked when the token is (no `,`, no control character), so the
+            // joined list is one header value that splits back into the same names.
+            let groups = (!claims.groups.is_empty())
+                .then(|| HeaderValue::from_str(&claims.groups.join(",")).ok())
+                .flatten();
+            for (user_header, groups_header) in [
+                (REMOTE_USER, REMOTE_GROUPS),
+                (X_AUTH_REQUEST_USER, X_AUTH_REQUEST_GROUPS),
+            ] {
+                h.insert(user_header, user.clone());
+                if let Some(g) = &groups {
+                    h.insert(groups_header, g.clone());
+                }
+            }
             h.insert(X_AUTH_USER, user);
-            h.insert(X_AUTH_EXPIRES, HeaderValue::from(exp));
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            h.insert(X_AUTH_EXPIRES, HeaderValue::from(claims.exp));
             res
         }
         Err(refusal) => {
             let challenge = refusal.challenge(check.strict());
-            let mut res = Response::new(Body::empty());
-            *res.status_mut() = StatusCode::UNAUTHORIZED;
-            let h = res.headers_mut();
-            h.insert(
+            let mut res = empty(StatusCode::UNAUTHORIZED);
+            res.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),
             );
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            res.extensions_mut().insert(KeepBody);
             res
         }
     }
 }
 
-/// The query of the original request, which may carry `token=`: from the original-URI header(s)
-/// `believed` names, else `own` (this request's query, for a proxy that rewrites the target).
-/// `None` when they cannot be trusted to say one thing: two values that differ (both headers,
-/// or one sent twice; a client can add the header its proxy does not set, and the application
-/// behind the proxy would see another query than the one checked), or a target that is not UTF-8.
+/// An answer with no body (kept empty by the edge), not to be cached.
+fn empty(status: StatusCode) -> Response {
+    let mut res = Response::new(Body::empty());
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.extensions_mut().insert(KeepBody);
+    res
+}
+
+/// The query of the original request, which may carry `token=`: from the original-request
+/// header(s) `believed` names, else `own` (this request's query, for a proxy that rewrites the
+/// target). `None` when they cannot be trusted to say one thing: two targets that differ (two
+/// headers, or one sent twice; a client can add the header its proxy does not set, and the
+/// application behind the proxy would see another query than the one checked), an
+/// `X-Original-URL` that is not an absolute URL, or a target that is not UTF-8.
 fn original_query<'a>(
     headers: &'a HeaderMap,
     own: Option<&'a str>,
     believed: ForwardedUriHeader,
 ) -> Option<Option<&'a str>> {
-    let mut target: Option<&HeaderValue> = None;
-    for (name, read) in [
+    let auto = believed == ForwardedUriHeader::Auto;
+    let mut target: Option<&str> = None;
+    for (name, read, is_url) in [
         (
             &X_ORIGINAL_URI,
-            believed != ForwardedUriHeader::XForwardedUri,
+            auto || believed == ForwardedUriHeader::XOriginalUri,
+            false,
         ),
         (
             &X_FORWARDED_URI,
-            believed != ForwardedUriHeader::XOriginalUri,
+            auto || believed == ForwardedUriHeader::XForwardedUri,
+            false,
         ),
+        (&X_ORIGINAL_URL, auto, true),
     ] {
         if !read {
             continue;
         }
         for value in headers.get_all(name) {
+            let text = std::str::from_utf8(value.as_bytes()).ok()?;
+            let this = if is_url { url_target(text)? } else { text };
             match target {
-                Some(seen) if seen != value => return None,
-                _ => target = Some(value),
+                Some(seen) if seen != this => return None,
+                _ => target = Some(this),
             }
         }
     }
     let Some(target) = target else {
         return Some(own);
     };
-    let target = std::str::from_utf8(target.as_bytes()).ok()?;
     Some(target.split_once('?').map(|(_, q)| q))
+}
+
+/// The request target (path and query) of an absolute URL, as `X-Original-URL` carries it
+/// (`https://app.example.com/page?x=1` → `/page?x=1`); `None` for anything else.
+fn url_target(url: &str) -> Option<&str> {
+    let (scheme, rest) = url.split_once("://")?;
+    if scheme.is_empty()
+        || !scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+    {
+        return None;
+    }
+    let start = rest.find(['/', '?']).unwrap_or(rest.len());
+    Some(&rest[start..])
 }

@@ -1,6 +1,8 @@
 //! Who may log in: the users file (htpasswd format: `name:hash` a line, `#` comments, blank lines
-//! ignored) or the demo user, and checking a name and password against them.
+//! ignored) or the demo user, and checking a name and password against them; and the groups each
+//! is in (the groups file, [`groups`]).
 
+pub mod groups;
 mod legacy;
 mod password;
 mod pool;
@@ -12,6 +14,7 @@ use std::sync::{Mutex, RwLock};
 
 use crate::keys::DerivedKey;
 
+pub use groups::{Groups, GroupsError};
 pub use password::{
     ARGON2_M_COST_KIB, ARGON2_MAX_M_COST_KIB, ARGON2_MAX_P_COST, ARGON2_MAX_T_COST, ARGON2_P_COST,
     ARGON2_T_COST, BCRYPT_COSTS, BCRYPT_MAX_PASSWORD, HashFormatError, StoredHash, hash_password,
@@ -61,6 +64,8 @@ pub struct Users {
     file: Option<PathBuf>,
     /// One rewrite of the file at a time.
     rewriting: Mutex<()>,
+    /// Who is in which group (none without a groups file).
+    groups: Groups,
 }
 
 impl std::fmt::Debug for Users {
@@ -68,6 +73,7 @@ impl std::fmt::Debug for Users {
         f.debug_struct("Users")
             .field("len", &self.names.len())
             .field("file", &self.file)
+            .field("in_groups", &self.groups.members())
             .finish_non_exhaustive()
     }
 }
@@ -145,7 +151,19 @@ impl Users {
             decoy_key: DerivedKey::derive(b"", DECOY_KEY_LABEL),
             file,
             rewriting: Mutex::new(()),
+            groups: Groups::default(),
         }
+    }
+
+    /// The same users, in `groups`.
+    #[must_use]
+    pub fn with_groups(self, groups: Groups) -> Self {
+        Self { groups, ..self }
+    }
+
+    /// The groups `name` is in, sorted; empty for a user in none (or no user at all).
+    pub fn groups_of(&self, name: &str) -> &[String] {
+        self.groups.of(name)
     }
 
     /// The demo user of the tutorial, `user` / `password`, hashed once here.

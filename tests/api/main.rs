@@ -6,9 +6,12 @@
 
 mod admin;
 mod basic_auth;
+mod caddy;
 mod commits;
 mod contract;
 mod deploy;
+mod forward_auth;
+mod groups;
 mod hardening_config;
 mod hardening_login;
 mod hardening_resources;

@@ -36,7 +36,8 @@ pub fn nginx_bin() -> PathBuf {
 
 /// A running proxy; killed when dropped.
 pub struct Proxy {
-    pub child: Child,
+    /// Killed when the proxy is dropped (`kill_on_drop`).
+    _child: Child,
     /// Its configuration, logs and temp files; removed with it.
     _dir: tempfile::TempDir,
     log: PathBuf,
@@ -117,7 +118,7 @@ impl Proxy {
             }
             if all {
                 return Proxy {
-                    child,
+                    _child: child,
                     _dir: dir,
                     log,
                 };
