@@ -1,5 +1,8 @@
 //! The `authd sessions` subcommands: list and revoke sessions straight in the database, without a
-//! running server (and without its secret or users file).
+//! running server (and without its secret or users file); the `authd users` / `authd groups`
+//! file edits are in [`users`].
+
+pub mod users;
 
 use crate::config::SessionsCommand;
 use crate::sessions::{SessionInfo, SessionSettings, Sessions};

@@ -145,6 +145,56 @@ pub enum Command {
     /// List or end sessions (refresh-token families) in the database of AUTHD_DATABASE_URL.
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// Add, remove, list users or change a password in the users file of AUTHD_USERS; a running
+    /// server picks the change up by itself.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Add a user to a group or take one out, in the groups file of AUTHD_GROUPS.
+    #[command(subcommand)]
+    Groups(GroupsCommand),
+}
+
+/// `authd users ...`. A password is asked twice on a terminal, else read as the first line of
+/// standard input; it and its hash are never printed.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a user (the users file is made, owner-only, when it does not exist).
+    Add {
+        /// The user's name: no `:`, whitespace or control characters.
+        name: String,
+    },
+    /// Set a user's password, and end the user's sessions in the database.
+    Passwd {
+        /// The user.
+        name: String,
+    },
+    /// Remove a user (and from every group of the groups file), and end the user's sessions in
+    /// the database. Access tokens already issued stay valid until their `exp`.
+    Remove {
+        /// The user.
+        name: String,
+    },
+    /// Print the users' names, one a line (never a hash).
+    List,
+}
+
+/// `authd groups ...`.
+#[derive(Debug, Subcommand)]
+pub enum GroupsCommand {
+    /// Put a user in a group (the group line is made when it does not exist).
+    Add {
+        /// The group: no `:`, whitespace or control characters.
+        group: String,
+        /// The user.
+        user: String,
+    },
+    /// Take a user out of a group (a group left empty is removed).
+    Remove {
+        /// The group.
+        group: String,
+        /// The user.
+        user: String,
+    },
 }
 
 /// `authd sessions ...`.
@@ -187,6 +237,9 @@ pub struct ServeArgs {
     /// Users file in htpasswd format (`name:hash` a line; argon2id or bcrypt hashes).
     #[arg(long, global = true, env = "AUTHD_USERS")]
     pub users: Option<PathBuf>,
+    /// Groups file in Apache's AuthGroupFile format (`group: user1 user2` a line).
+    #[arg(long, global = true, env = "AUTHD_GROUPS")]
+    pub groups: Option<PathBuf>,
     /// Access-token lifetime: `30m`, `15m`, `1h`, or seconds; 1s to 24h.
     #[arg(long, global = true, env = "AUTHD_TOKEN_TTL", default_value = "30m")]
     pub token_ttl: String,
@@ -511,6 +564,8 @@ pub struct Config {
     pub secret: SecretSlice<u8>,
     /// Where the users come from.
     pub users: UsersSource,
+    /// The groups file, when there is one.
+    pub groups: Option<PathBuf>,
     /// Token lifetime, issuer and audience.
     pub tokens: TokenSettings,
     /// Request limits.
@@ -782,6 +837,7 @@ impl Config {
             listen,
             secret: SecretSlice::from(secret),
             users,
+            groups: args.groups,
             tokens,
             limits: Limits {
                 request_timeout,

@@ -134,7 +134,8 @@ async fn judge(
         .throttle
         .begin(&username, client, tokens::now())
         .await?;
-    let users = state.users.clone();
+    // The users as they are now; a reload meanwhile does not change this login's answer.
+    let users = state.users.load_full();
     let name = username.clone();
     let checked = slot
         .run(move || users.check(&name, password.expose_secret().as_bytes()))

@@ -4,7 +4,7 @@
 mod legacy;
 mod password;
 mod pool;
-mod rewrite;
+pub(crate) mod rewrite;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -140,6 +140,7 @@ pub fn test_config(dir: &Path) -> Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         secret: SecretSlice::from(SECRET.as_bytes().to_vec()),
         users: UsersSource::File(users),
+        groups: None,
         tokens: TokenSettings::default(),
         limits: Limits::default(),
         hash_concurrency: 2,
