@@ -97,10 +97,13 @@ impl UsersReload {
         // One pending signal is enough: the reload reads the files as they are by then.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
         let handler = move |event: notify::Result<notify::Event>| {
+            // Only changes: an open or a read (ours, when we reload) is not one, and taking it
+            // for one would make each reload set off the next.
             let ours = event.is_ok_and(|e| {
-                e.paths
-                    .iter()
-                    .any(|p| p.file_name().is_some_and(|n| names.iter().any(|w| w == n)))
+                !matches!(e.kind, notify::EventKind::Access(_))
+                    && e.paths
+                        .iter()
+                        .any(|p| p.file_name().is_some_and(|n| names.iter().any(|w| w == n)))
             });
             if ours {
                 let _ = tx.try_send(());

@@ -92,10 +92,20 @@ async fn a_user_from_htpasswd_b_and_one_from_authd_users_add_both_log_in() {
     // is told apart by its count.
     assert_eq!(app.login("alice", "alice-pw-1").await.status(), 200);
     add_user(app.dir.path(), "bob", "bob-pw-2").await;
-    wait_for_more(&app, &format!("users=2 {RELOADED}"), 0).await;
+    wait_for_more(&app, &format!("{RELOADED} users=2"), 0).await;
     assert_eq!(app.login("bob", "bob-pw-2").await.status(), 200);
     assert_eq!(app.login("bob", "alice-pw-1").await.status(), 401);
     assert_eq!(app.login("alice", "alice-pw-1").await.status(), 200);
+    // One change, one reload: neither the rehash's rewrite nor the reload's own reading of the
+    // file sets off reloads that follow one another for ever.
+    add_user(app.dir.path(), "carol", "carol-pw-3").await;
+    wait_for_more(&app, &format!("{RELOADED} users=3"), 0).await;
+    assert_eq!(
+        count(&app, &format!("{RELOADED} users=2")),
+        1,
+        "{}",
+        app.output()
+    );
 }
 
 #[tokio::test]
@@ -107,6 +117,11 @@ async fn a_user_added_with_authd_users_add_logs_in_without_a_restart() {
     wait_for_more(&app, RELOADED, before).await;
     assert_eq!(app.login("carol", "carol-pw").await.status(), 200);
     assert_eq!(app.login("alice", "alice-pw").await.status(), 200);
+    // One change, one reload: the server's own reading of the file is not taken for a change
+    // (if it were, reloads would follow one another for ever).
+    add_user(app.dir.path(), "dave", "dave-pw").await;
+    wait_for_more(&app, &format!("{RELOADED} users=3"), 0).await;
+    assert_eq!(count(&app, RELOADED), before + 2, "{}", app.output());
 }
 
 /// Logs in and returns the refresh token.
@@ -213,6 +228,8 @@ async fn sighup_reloads_the_users_and_never_ends_the_process() {
     assert_eq!(refresh_status(&app, &token).await, 200);
     assert_eq!(app.login("alice", "alice-pw").await.status(), 200);
     assert!(app.terminate().await.success());
+    // Reading the file is not a change: no reload of its own followed.
+    assert_eq!(count(&app, RELOADED), 0, "{}", app.output());
 }
 
 #[tokio::test]
