@@ -88,9 +88,10 @@ async fn a_user_from_htpasswd_b_and_one_from_authd_users_add_both_log_in() {
     let (ok, out) = run_bounded(cmd, Duration::from_secs(30)).await;
     assert!(ok, "htpasswd -cbB: {out}");
     let app = Binary::start_in(dir, &[], ENVS).await;
-    // This login rehashes alice's entry in the file, which reloads it (one user): bob's reload
-    // is told apart by its count.
+    // This login rehashes alice's entry in the file, which reloads it (one user); bob is added
+    // after that reload, so that his is the only change that follows.
     assert_eq!(app.login("alice", "alice-pw-1").await.status(), 200);
+    wait_for_more(&app, &format!("{RELOADED} users=1"), 0).await;
     add_user(app.dir.path(), "bob", "bob-pw-2").await;
     wait_for_more(&app, &format!("{RELOADED} users=2"), 0).await;
     assert_eq!(app.login("bob", "bob-pw-2").await.status(), 200);
