@@ -222,7 +222,6 @@ fn users(command: &UsersCommand, args: &ServeArgs) -> ExitCode {
                 return fail(&e);
             }
             read_password(true)
-                .map_err(|e| e.to_string())
                 .and_then(|p| edit::add_user(file, name, p.as_bytes()).map_err(|e| e.to_string()))
                 .map(|()| {
                     (
