@@ -1,7 +1,9 @@
 //! The `authd sessions` subcommands: list, revoke, export and import sessions straight in the
-//! database, without a running server (and without its secret or users file).
+//! database, without a running server (and without its secret or users file); the `authd users` /
+//! `authd groups` file edits are in [`users`].
 
 mod transfer;
+pub mod users;
 
 use std::io::{BufRead, Write};
 use std::path::Path;

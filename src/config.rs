@@ -150,6 +150,56 @@ pub enum Command {
     /// List, end or move sessions (refresh-token families) in the database of AUTHD_DATABASE_URL.
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// Add, remove, list users or change a password in the users file of AUTHD_USERS; a running
+    /// server picks the change up by itself.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Add a user to a group or take one out, in the groups file of AUTHD_GROUPS.
+    #[command(subcommand)]
+    Groups(GroupsCommand),
+}
+
+/// `authd users ...`. A password is asked twice on a terminal, else read as the first line of
+/// standard input; it and its hash are never printed.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a user (the users file is made, owner-only, when it does not exist).
+    Add {
+        /// The user's name: no `:`, whitespace or control characters.
+        name: String,
+    },
+    /// Set a user's password, and end the user's sessions in the database.
+    Passwd {
+        /// The user.
+        name: String,
+    },
+    /// Remove a user (and from every group of the groups file), and end the user's sessions in
+    /// the database. Access tokens already issued stay valid until their `exp`.
+    Remove {
+        /// The user.
+        name: String,
+    },
+    /// Print the users' names, one a line (never a hash).
+    List,
+}
+
+/// `authd groups ...`.
+#[derive(Debug, Subcommand)]
+pub enum GroupsCommand {
+    /// Put a user in a group (the group line is made when it does not exist).
+    Add {
+        /// The group: no `:`, whitespace or control characters.
+        group: String,
+        /// The user.
+        user: String,
+    },
+    /// Take a user out of a group (a group left empty is removed).
+    Remove {
+        /// The group.
+        group: String,
+        /// The user.
+        user: String,
+    },
 }
 
 /// `authd sessions ...`.

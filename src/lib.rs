@@ -99,6 +99,7 @@ pub mod http;
 mod keys;
 pub mod metrics;
 pub mod proxies;
+mod reload;
 mod server;
 pub mod sessions;
 mod startup;

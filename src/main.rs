@@ -3,7 +3,10 @@
 use std::io::{IsTerminal as _, Read as _};
 use std::process::ExitCode;
 
-use authd::config::{Cli, Command, LogFormat};
+use authd::admin::users as edit;
+use authd::config::{
+    Cli, Command, GroupsCommand, LogFormat, ServeArgs, SessionsCommand, UsersCommand,
+};
 use authd::{Application, Config};
 use clap::Parser as _;
 use secrecy::ExposeSecret as _;
@@ -29,6 +32,8 @@ fn main() -> ExitCode {
             Ok(url) => sessions(&command, url.expose_secret()),
             Err(e) => fail(LogFormat::Text, &e),
         },
+        Some(Command::Users(command)) => users(&command, &cli.serve),
+        Some(Command::Groups(command)) => groups(&command, &cli.serve),
         None => serve(cli),
     }
 }
@@ -97,7 +102,7 @@ fn variable_of(message: &str) -> String {
         .unwrap_or_default()
 }
 
-fn sessions(command: &authd::config::SessionsCommand, database_url: &str) -> ExitCode {
+fn sessions(command: &SessionsCommand, database_url: &str) -> ExitCode {
     // Said on every run, so that nobody reads an answer about one database as one about another.
     eprintln!("authd: database {}", authd::store::describe(database_url));
     let runtime = match tokio::runtime::Runtime::new() {
@@ -188,27 +193,168 @@ fn remove_pid_file(path: &std::path::Path) {
     }
 }
 
-fn hash_password() -> ExitCode {
+/// A password from a terminal without echo (twice when `confirm`: a typo would lock the user
+/// out), else the first line of standard input; never empty.
+fn read_password(confirm: bool) -> Result<String, String> {
     let password = if std::io::stdin().is_terminal() {
-        match rpassword::prompt_password("Password: ") {
-            Ok(p) => p,
-            Err(e) => return fail(LogFormat::Text, &e),
+        let first = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
+        if confirm {
+            let again = rpassword::prompt_password("Again: ").map_err(|e| e.to_string())?;
+            if again != first {
+                return Err("the passwords differ; nothing changed".to_owned());
+            }
         }
+        first
     } else {
         let mut s = String::new();
-        if let Err(e) = std::io::stdin().read_to_string(&mut s) {
-            return fail(LogFormat::Text, &e);
-        }
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| e.to_string())?;
         // One line: drop the newline that `echo` and files end with.
         s.lines().next().unwrap_or_default().to_owned()
     };
     if password.is_empty() {
-        eprintln!("authd: error: empty password");
-        return ExitCode::FAILURE;
+        return Err("empty password".to_owned());
     }
+    Ok(password)
+}
+
+fn hash_password() -> ExitCode {
+    let password = match read_password(false) {
+        Ok(p) => p,
+        Err(e) => return fail(LogFormat::Text, &e),
+    };
     match authd::users::hash_password(password.as_bytes()) {
         Ok(h) => {
             println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(LogFormat::Text, &e),
+    }
+}
+
+/// `authd users ...`: the users file of AUTHD_USERS, read from the same flags, variables and
+/// `.env` as the server's. `passwd` and `remove` then end the user's sessions in the database.
+fn users(command: &UsersCommand, args: &ServeArgs) -> ExitCode {
+    let Some(file) = args.users.as_deref() else {
+        return fail(
+            LogFormat::Text,
+            &"no users file: set AUTHD_USERS (or --users) to the file the server reads",
+        );
+    };
+    let changed = match command {
+        UsersCommand::List => {
+            return match edit::list_users(file) {
+                Ok(names) => {
+                    for n in names {
+                        println!("{n}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(LogFormat::Text, &e),
+            };
+        }
+        UsersCommand::Add { name } => {
+            if let Err(e) = edit::check_name("user", name) {
+                return fail(LogFormat::Text, &e);
+            }
+            read_password(true)
+                .and_then(|p| edit::add_user(file, name, p.as_bytes()).map_err(|e| e.to_string()))
+                .map(|()| {
+                    (
+                        name,
+                        format!("added user {name} to {}", file.display()),
+                        false,
+                    )
+                })
+        }
+        UsersCommand::Passwd { name } => {
+            if let Err(e) = edit::check_name("user", name) {
+                return fail(LogFormat::Text, &e);
+            }
+            read_password(true)
+                .and_then(|p| {
+                    edit::set_password(file, name, p.as_bytes()).map_err(|e| e.to_string())
+                })
+                .map(|()| {
+                    let what = format!("changed the password of {name} in {}", file.display());
+                    (name, what, true)
+                })
+        }
+        UsersCommand::Remove { name } => edit::remove_user(file, args.groups.as_deref(), name)
+            .map_err(|e| e.to_string())
+            .map(|()| {
+                (
+                    name,
+                    format!("removed user {name} from {}", file.display()),
+                    true,
+                )
+            }),
+    };
+    let (name, what, end_sessions) = match changed {
+        Ok(c) => c,
+        Err(e) => return fail(LogFormat::Text, &e),
+    };
+    eprintln!("authd: {what}");
+    if !end_sessions {
+        return ExitCode::SUCCESS;
+    }
+    match args.database_url() {
+        Ok(url) => end_sessions_of(name, url.expose_secret()),
+        Err(e) => fail(LogFormat::Text, &e),
+    }
+}
+
+/// Ends `user`'s sessions after a password change or removal; a database that does not exist
+/// (the server never ran with it) holds none.
+fn end_sessions_of(user: &str, database_url: &str) -> ExitCode {
+    eprintln!("authd: database {}", authd::store::describe(database_url));
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => return fail(LogFormat::Text, &e),
+    };
+    let command = SessionsCommand::Revoke {
+        user: user.to_owned(),
+    };
+    match runtime.block_on(authd::admin::sessions_command(&command, database_url)) {
+        Ok(printed) => {
+            print!("{}", printed.stdout);
+            eprint!("{}", printed.stderr);
+            ExitCode::SUCCESS
+        }
+        Err(authd::admin::AdminError::Store(authd::store::StoreError::NoDatabase(why))) => {
+            eprintln!("authd: {why}: no sessions to end");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(
+            LogFormat::Text,
+            &format!("the file was changed, but ending the sessions failed: {e}"),
+        ),
+    }
+}
+
+/// `authd groups ...`: the groups file of AUTHD_GROUPS.
+fn groups(command: &GroupsCommand, args: &ServeArgs) -> ExitCode {
+    let Some(file) = args.groups.as_deref() else {
+        return fail(
+            LogFormat::Text,
+            &"no groups file: set AUTHD_GROUPS (or --groups) to the file the server reads",
+        );
+    };
+    let done = match command {
+        GroupsCommand::Add { group, user } => edit::add_to_group(file, group, user).map(|added| {
+            if added {
+                format!("added {user} to group {group} in {}", file.display())
+            } else {
+                format!("{user} is in group {group} already")
+            }
+        }),
+        GroupsCommand::Remove { group, user } => edit::remove_from_group(file, group, user)
+            .map(|()| format!("removed {user} from group {group} in {}", file.display())),
+    };
+    match done {
+        Ok(what) => {
+            eprintln!("authd: {what}");
             ExitCode::SUCCESS
         }
         Err(e) => fail(LogFormat::Text, &e),

@@ -6,11 +6,13 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, Limits, UsersSource};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
+use crate::reload::UsersReload;
 use crate::server;
 use crate::server::{Tls, TlsError};
 use crate::sessions::Sessions;
@@ -106,7 +108,10 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError>
 impl Application {
     /// Loads the users, builds the keys and the router, and binds the listen address.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let users = load_users(&config)?;
+        // Kept whole for the reloads, which load the users from it as this does.
+        let config = Arc::new(config);
+        let users = Arc::new(ArcSwap::from_pointee(load_users(&config)?));
+        let users_reload = UsersReload::new(Arc::clone(&config), Arc::clone(&users));
         let keys = TokenKeys::with_previous(
             config.secret_bytes(),
             &config.previous_secret_bytes(),
@@ -114,7 +119,7 @@ impl Application {
         )
         .map_err(|e| StartError::Keys(e.to_string()))?;
         let tls = config.tls.clone().map(Tls::load).transpose()?.map(Arc::new);
-        let reload = Some(Box::pin(server::reload_on_sighup(tls.clone()))
+        let reload = Some(Box::pin(reload_tasks(tls.clone(), users_reload))
             as Pin<Box<dyn Future<Output = ()> + Send>>);
         let metrics = Arc::new(Metrics::new(&http::routes(config.metrics_listen.is_none())));
         let store = Store::open(config.database_url.expose_secret(), &config.store).await?;
@@ -124,7 +129,7 @@ impl Application {
         let state = AppState::new(http::Shared {
             check: http::TokenCheck::new(Arc::new(keys), config.strict)
                 .counted_in(Arc::clone(&metrics)),
-            users: Arc::new(users),
+            users,
             hashing: Arc::new(
                 HashPool::new(config.hash_concurrency, config.hash_queue)
                     .map_err(StartError::Threads)?,
@@ -135,6 +140,7 @@ impl Application {
             metrics: Arc::clone(&metrics),
             forwarded_uri: config.forwarded_uri_header,
         });
+        let limits = config.limits.clone();
         let metrics_server = match config.metrics_listen {
             Some(addr) => {
                 let (listener, local) = bind(addr).await?;
@@ -149,13 +155,13 @@ impl Application {
             }
             None => None,
         };
-        let router = http::router(state, &config.limits, metrics_server.is_none());
+        let router = http::router(state, &limits, metrics_server.is_none());
         let (listener, local_addr) = bind(config.listen).await?;
         let connections = server::Connections::new(connection_cap(&config));
         Ok(Self {
             listener,
             router,
-            limits: config.limits,
+            limits,
             local_addr,
             sessions,
             throttle,
@@ -264,6 +270,25 @@ pub(crate) fn load_users(config: &Config) -> Result<Users, StartError> {
         Some(path) => users.with_groups(Groups::load(path)?),
         None => users,
     })
+}
+
+/// What reloads while the server runs: SIGHUP (watched for from this call on) reloads the TLS
+/// files and the users; a change to the users or groups file reloads the users.
+fn reload_tasks(
+    tls: Option<Arc<Tls>>,
+    users: Option<Arc<UsersReload>>,
+) -> impl Future<Output = ()> + Send + 'static {
+    let hangups = server::reload_on_sighup(tls, users.clone());
+    let watch = users.as_ref().and_then(UsersReload::watch);
+    async move {
+        let watch = async {
+            match watch {
+                Some(w) => w.await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::join!(hangups, watch);
+    }
 }
 
 /// The connection cap: below the open-file limit (its soft value first raised to the hard one),

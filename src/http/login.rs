@@ -134,7 +134,8 @@ async fn judge(
         .throttle
         .begin(&username, client, tokens::now())
         .await?;
-    let users = state.users.clone();
+    // The users as they are now; a reload meanwhile does not change this login's answer.
+    let users = state.users.load_full();
     let name = username.clone();
     let checked = slot
         .run(move || users.check(&name, password.expose_secret().as_bytes()))
@@ -169,7 +170,7 @@ pub(super) fn token_response(
     let issued = state
         .check
         .keys()
-        .issue_in_groups(username, state.users.groups_of(username), now)
+        .issue_in_groups(username, state.users.load().groups_of(username), now)
         .map_err(|e| ApiError::Internal(Cause::new("cannot sign a token", &e)))?;
     let mut res = json(
         StatusCode::OK,

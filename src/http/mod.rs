@@ -16,6 +16,7 @@ mod verify;
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use axum::extract::FromRef;
 use axum::http::StatusCode;
 use utoipa::OpenApi as _;
@@ -77,8 +78,9 @@ impl std::ops::Deref for AppState {
 
 /// The fields of [`AppState`].
 pub(crate) struct Shared {
-    /// Who may log in.
-    pub(crate) users: Arc<Users>,
+    /// Who may log in: swapped whole when the users file is reloaded, so a request reads one
+    /// consistent set without a lock (see `crate::reload`).
+    pub(crate) users: Arc<ArcSwap<Users>>,
     /// Bounded password hashing.
     pub(crate) hashing: Arc<HashPool>,
     /// Refresh-token families.

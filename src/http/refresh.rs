@@ -65,7 +65,7 @@ pub(super) async fn refresh(
     let answered = state
         .sessions
         .rotate_then(&presented, now, |rotated| {
-            state.users.contains(&rotated.username).then(|| {
+            state.users.load().contains(&rotated.username).then(|| {
                 token_response(
                     &state,
                     &rotated.username,

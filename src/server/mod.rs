@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::config::Limits;
 use crate::http::HttpService;
+use crate::reload::UsersReload;
 
 mod connections;
 mod json_heads;
@@ -283,9 +284,12 @@ impl<F: Future> Future for TrackedFuture<F> {
 
 /// Watches for SIGHUP from the moment it is called (a SIGHUP not watched for ends the process, so
 /// it is always watched for: SIGHUP means "reload", never "stop") and, in the returned future,
-/// re-reads the TLS certificate and key on each one, when there are any. A reload that fails is
-/// logged and the previous certificate stays in use.
-pub(crate) fn reload_on_sighup(tls: Option<Arc<Tls>>) -> impl Future<Output = ()> + Send + 'static {
+/// re-reads the TLS certificate and key, when there are any, and the users, when they come from
+/// a file, on each one. A reload that fails is logged and what was in use stays in use.
+pub(crate) fn reload_on_sighup(
+    tls: Option<Arc<Tls>>,
+    users: Option<Arc<UsersReload>>,
+) -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     async move {
@@ -304,12 +308,19 @@ pub(crate) fn reload_on_sighup(tls: Option<Arc<Tls>>) -> impl Future<Output = ()
                     Some(Err(e)) => {
                         tracing::error!(error = %e, "SIGHUP: TLS reload failed; keeping the current certificate");
                     }
-                    None => tracing::info!("SIGHUP: nothing to reload (no TLS configured)"),
+                    None => {}
+                }
+                match &users {
+                    Some(users) => users.reload("SIGHUP").await,
+                    None if tls.is_none() => {
+                        tracing::info!("SIGHUP: nothing to reload (no TLS, no users file)");
+                    }
+                    None => {}
                 }
             }
         }
         #[cfg(not(unix))]
-        let _ = tls;
+        let _ = (tls, users);
     }
 }
 

@@ -6,7 +6,7 @@ pub mod groups;
 mod legacy;
 mod password;
 mod pool;
-mod rewrite;
+pub(crate) mod rewrite;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -41,5 +41,6 @@ mod strict;
 mod throttle;
 mod tls;
 mod tokens;
+mod users_command;
 mod users_file;
 mod verify;
