@@ -3,9 +3,9 @@
 # The server runs pinned to one core (SERVER_CPU), wrk to the other (WRK_CPU). Loopback only,
 # every run bounded in time.
 #
-#   bench/load.sh [SCENARIO...]     scenarios: protected login flood refresh startup soak
+#   bench/load.sh [SCENARIO...]     scenarios: protected login flood refresh startup forward soak
 #                                   (default: all but soak)
-# Settings (environment): DURATION=10 (seconds per wrk run), CONNS=64, SOAK_SECS=300,
+# Settings (environment): DURATION=10 (seconds per wrk run), CONNS=64, SOAK_SECS=300, ROUNDS=3,
 #   SERVER_CPU=1, WRK_CPU=0, AUTHD_BIN=target/release/authd (built if missing).
 # Output: one line per scenario, `| scenario | req/s | p50 ms | p99 ms | errors | peak RSS MiB |`.
 set -euo pipefail
@@ -212,8 +212,81 @@ scenario_soak() {
   stop_authd
 }
 
+# Forward auth as the README configures it: nginx (one worker) and authd together on the server's
+# core, wrk on the other. The same nginx also serves a copy of the README's site whose auth
+# locations answer `return 200` themselves: the zero-cost auth server, the limit of this setup.
+# Rounds alternate zero-cost, authd without a rule (`/`), authd with `allowed_groups` (`/admin/`);
+# the medians and their ratios are printed.
+ROUNDS=${ROUNDS:-3}
+scenario_forward() {
+  local nginx_bin front zero app block zero_block r i kind
+  nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+  [[ -x $nginx_bin ]] || die "nginx not found (Debian: apt-get install nginx)"
+  printf 'admins: user\n' >"$work/groups"
+  start_authd forward AUTHD_GROUPS="$work/groups"
+  local tok
+  tok=$(token_for "$BASE")
+  front=18611 zero=18612 app=18613
+  block=$(awk '/<!-- tested: nginx-groups -->/ { on = 1; next } on && /^```nginx/ { inb = 1; next }
+               inb && /^```/ { exit } inb { print }' README.md)
+  [[ -n $block ]] || die "no nginx-groups block in README.md"
+  block=${block//server 127.0.0.1:5000;/server ${BASE#http://};}
+  block=${block//proxy_pass http:\/\/127.0.0.1:8080;/proxy_pass http:\/\/127.0.0.1:$app;}
+  # The zero-cost copy: no upstream for authd, each auth location answers 200 itself.
+  zero_block=$(sed -e '/^upstream authd {/,/^}/d' -e 's#proxy_pass http://authd/verify[^;]*;#return 200;#' <<<"$block")
+  block=${block//listen 80;/listen 127.0.0.1:$front;}
+  zero_block=${zero_block//listen 80;/listen 127.0.0.1:$zero;}
+  mkdir -p "$work/nginx"
+  cat >"$work/nginx/nginx.conf" <<CONF
+daemon off; master_process off; worker_processes 1; pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/cb; proxy_temp_path $work/nginx/px;
+  fastcgi_temp_path $work/nginx/fc; uwsgi_temp_path $work/nginx/uw; scgi_temp_path $work/nginx/sc;
+$block
+$zero_block
+  server { listen 127.0.0.1:$app; access_log off; location / { return 200 "app\n"; } }
+}
+CONF
+  taskset -c "$SERVER_CPU" "$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" \
+    -e "$work/nginx/error.log" >/dev/null 2>&1 &
+  pids+=("$!")
+  for ((i = 0; i < 100; i++)); do
+    curl -s -o /dev/null "http://127.0.0.1:$zero/" && break
+    sleep 0.05
+  done
+  local auth="Bearer $tok"
+  for url in "http://127.0.0.1:$zero/admin/" "http://127.0.0.1:$front/" "http://127.0.0.1:$front/admin/"; do
+    [[ $(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $auth" "$url") == 200 ]] ||
+      { cat "$work/nginx/error.log" >&2; die "forward auth: $url did not answer 200"; }
+  done
+  declare -A rps p99
+  for ((i = 0; i < ROUNDS; i++)); do
+    for kind in zero plain groups; do
+      case $kind in
+        zero) url="http://127.0.0.1:$zero/admin/" ;;
+        plain) url="http://127.0.0.1:$front/" ;;
+        groups) url="http://127.0.0.1:$front/admin/" ;;
+      esac
+      r=$(run_wrk "$url" "$DURATION" "$CONNS" GET "$auth")
+      row "forward auth: $kind (round $((i + 1)))" "$r" "$(peak_rss_mib "$PID")"
+      rps[$kind]+="$(field "$r" rps) "
+      p99[$kind]+="$(field "$r" p99_ms) "
+    done
+  done
+  median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+  local z zp
+  z=$(median "${rps[zero]}") zp=$(median "${p99[zero]}")
+  for kind in plain groups; do
+    echo "# forward auth $kind: median $(median "${rps[$kind]}") req/s against zero-cost $z: $(awk -v a="$(median "${rps[$kind]}")" -v b="$z" 'BEGIN{printf "%.2f", a / b}')x; p99 $(median "${p99[$kind]}") ms against $zp: $(awk -v a="$(median "${p99[$kind]}")" -v b="$zp" 'BEGIN{printf "%.2f", a / b}')x"
+  done
+  stop_authd
+}
+
 scenarios=("$@")
-[[ ${#scenarios[@]} -gt 0 ]] || scenarios=(protected login flood refresh startup)
+[[ ${#scenarios[@]} -gt 0 ]] || scenarios=(protected login flood refresh startup forward)
 echo "# authd $("$BIN" --version) on $(nproc) cores; server on cpu$SERVER_CPU, wrk on cpu$WRK_CPU; ${DURATION}s runs; load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '| %-28s | %9s | %7s | %7s | %6s | %6s |\n' scenario "req/s" "p50 ms" "p99 ms" errors "RSS MiB"
 for s in "${scenarios[@]}"; do "scenario_$s"; done

