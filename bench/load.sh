@@ -14,6 +14,7 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-64}
 SOAK_SECS=${SOAK_SECS:-300}
+ROUNDS=${ROUNDS:-3}
 SERVER_CPU=${SERVER_CPU:-1}
 WRK_CPU=${WRK_CPU:-0}
 BIN=${AUTHD_BIN:-target/release/authd}
@@ -30,15 +31,19 @@ trap cleanup EXIT
 
 secret=$(head -c 48 /dev/urandom | base64 -w0)
 hash=$(printf 'password' | "$BIN" hash-password)
-printf 'user:%s\n' "$hash" >"$work/users"
+# The users file in a folder of its own and the databases in another, as the systemd unit in
+# contrib/ has them: the users file's folder is watched for changes, and a database beside it would
+# wake the watcher on every write.
+mkdir -p "$work/etc" "$work/db"
+printf 'user:%s\n' "$hash" >"$work/etc/users"
 
 # start_authd NAME [VAR=VALUE...]: starts authd pinned, sets PID and BASE. Every setting is the
 # default (the throttle too: concurrent correct logins of one user are not taken for guesses), so
 # the figures are what a user gets.
 start_authd() {
   local name=$1; shift
-  env -i PATH="$PATH" AUTHD_SECRET_KEY="$secret" AUTHD_USERS="$work/users" \
-    AUTHD_LISTEN=127.0.0.1:0 AUTHD_DATABASE_URL="sqlite://$work/$name.db" RUST_LOG=info "$@" \
+  env -i PATH="$PATH" AUTHD_SECRET_KEY="$secret" AUTHD_USERS="$work/etc/users" \
+    AUTHD_LISTEN=127.0.0.1:0 AUTHD_DATABASE_URL="sqlite://$work/db/$name.db" RUST_LOG=info "$@" \
     taskset -c "$SERVER_CPU" "$BIN" >"$work/$name.log" 2>&1 &
   PID=$!
   pids+=("$PID")
@@ -100,20 +105,25 @@ scenario_protected() {
 AXUM_LIMIT=${AXUM_LIMIT:-/tmp/axum_limit/target/release/axum_limit}
 
 scenario_login() {
-  local hashes c r ok
+  local hashes c r ok i ratios
   [[ -x $AXUM_LIMIT ]] || die "no yardstick at $AXUM_LIMIT (build ../shared/bench/axum_limit, see BENCHMARKS.md)"
   start_authd login
-  # Side by side: the yardstick, then authd at 16 and 64 connections, then the yardstick again.
+  # Side by side, ROUNDS times for each connection count: the yardstick (argon2id alone, on the
+  # server's core, just before), then authd's /login; the ratio of each pair, and their median.
   for c in 16 64; do
-    hashes=$(taskset -c "$SERVER_CPU" "$AXUM_LIMIT" --bench-tokens 2>&1 |
-      awk '/argon2id_m19456_t2_p1_ms/ { printf "%.1f", 1000 / $2 }')
-    echo "# argon2id alone, memory preallocated, on cpu$SERVER_CPU: $hashes hashes/s"
+    ratios=""
     run_wrk "$BASE/login" 2 "$c" POST "$(basic user:password)" >/dev/null
-    r=$(run_wrk "$BASE/login" "$DURATION" "$c" POST "$(basic user:password)")
-    row "POST /login ($c conns, default settings)" "$r" "$(peak_rss_mib "$PID")"
-    # Only answers 200 count: a 429 or 503 is no login.
-    ok=$(awk -v n="$(field "$r" requests)" -v bad="$(field "$r" non2xx)" -v d="$DURATION" 'BEGIN{printf "%.1f", (n - bad) / d}')
-    echo "# successful logins ($c conns): $ok/s; ratio to argon2id alone: $(awk -v a="$ok" -v h="$hashes" 'BEGIN{printf "%.2f", a / h}')"
+    for ((i = 1; i <= ROUNDS; i++)); do
+      hashes=$(taskset -c "$SERVER_CPU" "$AXUM_LIMIT" --bench-tokens 2>&1 |
+        awk '/argon2id_m19456_t2_p1_ms/ { printf "%.1f", 1000 / $2 }')
+      r=$(run_wrk "$BASE/login" "$DURATION" "$c" POST "$(basic user:password)")
+      row "POST /login ($c conns, round $i)" "$r" "$(peak_rss_mib "$PID")"
+      # Only answers 200 count: a 429 or 503 is no login.
+      ok=$(awk -v n="$(field "$r" requests)" -v bad="$(field "$r" non2xx)" -v d="$DURATION" 'BEGIN{printf "%.1f", (n - bad) / d}')
+      ratios+="$(awk -v a="$ok" -v h="$hashes" 'BEGIN{printf "%.2f", a / h}') "
+      echo "# round $i: argon2id alone on cpu$SERVER_CPU $hashes hashes/s; successful logins $ok/s"
+    done
+    echo "# /login at $c conns against argon2id alone, per round: $ratios-> median $(tr ' ' '\n' <<<"$ratios" | grep . | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')"
   done
   stop_authd
 }
@@ -141,7 +151,7 @@ scenario_flood() {
 # POST /refresh on the default SQLite file and on PostgreSQL (when one answers at 127.0.0.1:5432).
 scenario_refresh() {
   local r
-  start_authd refresh_sqlite AUTHD_DATABASE_URL="sqlite://$work/authd.db"
+  start_authd refresh_sqlite AUTHD_DATABASE_URL="sqlite://$work/db/authd.db"
   r=$(taskset -c "$WRK_CPU" python3 bench/refresh_load.py "$BASE" 16 "$DURATION")
   row "POST /refresh (SQLite, 16)" "$r" "$(peak_rss_mib "$PID")"
   stop_authd
@@ -217,13 +227,12 @@ scenario_soak() {
 # locations answer `return 200` themselves: the zero-cost auth server, the limit of this setup.
 # Rounds alternate zero-cost, authd without a rule (`/`), authd with `allowed_groups` (`/admin/`);
 # the medians and their ratios are printed.
-ROUNDS=${ROUNDS:-3}
 scenario_forward() {
   local nginx_bin front zero app block zero_block r i kind
   nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
   [[ -x $nginx_bin ]] || die "nginx not found (Debian: apt-get install nginx)"
-  printf 'admins: user\n' >"$work/groups"
-  start_authd forward AUTHD_GROUPS="$work/groups"
+  printf 'admins: user\n' >"$work/etc/groups"
+  start_authd forward AUTHD_GROUPS="$work/etc/groups"
   local tok
   tok=$(token_for "$BASE")
   front=18611 zero=18612 app=18613
@@ -262,6 +271,12 @@ CONF
     [[ $(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $auth" "$url") == 200 ]] ||
       { cat "$work/nginx/error.log" >&2; die "forward auth: $url did not answer 200"; }
   done
+  if [[ -n ${FORWARD_HOLD:-} ]]; then
+    # For profiling: keep both running and print where they are.
+    echo "# holding: zero http://127.0.0.1:$zero/admin/ plain http://127.0.0.1:$front/ groups http://127.0.0.1:$front/admin/ authd pid $PID; token in $work/token"
+    printf '%s' "$tok" >"$work/token"
+    sleep "$FORWARD_HOLD"
+  fi
   declare -A rps p99
   for ((i = 0; i < ROUNDS; i++)); do
     for kind in zero plain groups; do

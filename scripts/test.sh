@@ -109,4 +109,10 @@ command -v psql >/dev/null || missing moving::postgres_role "psql (postgresql-cl
 # The `test-release` profile: optimised like the release build, without its whole-program LTO.
 sep=(--)
 for a in "$@"; do [ "$a" = -- ] && sep=(); done
+# Built first and timed apart, so that CI's log tells building from running.
+start=$SECONDS
+cargo test --profile test-release --no-run --quiet "$@"
+echo "test.sh: building the tests took $((SECONDS - start)) s" >&2
+start=$SECONDS
 cargo test --profile test-release "$@" "${sep[@]}" --include-ignored "${skips[@]}"
+echo "test.sh: running the tests took $((SECONDS - start)) s" >&2
