@@ -100,6 +100,7 @@ mod keys;
 pub mod metrics;
 pub mod proxies;
 mod reload;
+pub mod revocations;
 mod server;
 pub mod sessions;
 mod startup;

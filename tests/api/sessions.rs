@@ -47,7 +47,7 @@ on_both_engines!(
 
 async fn rotation_spends_the_token_and_reuse_revokes_the_family(db: TestDb) {
     let s = sessions(&db).await;
-    let first = s.start("alice", T0).await.unwrap();
+    let first = s.start("alice", T0).await.unwrap().refresh_token;
     let second = s.rotate(&first.0, T0 + 60).await.unwrap();
     assert_eq!(second.username, "alice");
     assert_ne!(second.refresh_token.0, first.0);
@@ -68,13 +68,13 @@ async fn rotation_spends_the_token_and_reuse_revokes_the_family(db: TestDb) {
 async fn refresh_token_expires_after_its_ttl_and_the_session_after_its_lifetime(db: TestDb) {
     let s = sessions(&db).await;
     // Unused for longer than the refresh TTL: gone.
-    let idle = s.start("alice", T0).await.unwrap();
+    let idle = s.start("alice", T0).await.unwrap().refresh_token;
     assert!(matches!(
         s.rotate(&idle.0, T0 + 14 * DAY).await,
         Err(SessionError::Invalid)
     ));
     // Used just in time: fine, and each refresh buys another TTL ...
-    let mut token = s.start("alice", T0).await.unwrap().0;
+    let mut token = s.start("alice", T0).await.unwrap().refresh_token.0;
     let mut now = T0;
     for _ in 0..2 {
         now += 14 * DAY - 1;
@@ -98,9 +98,9 @@ async fn refresh_token_expires_after_its_ttl_and_the_session_after_its_lifetime(
 
 async fn revoked_sessions_stay_revoked_and_other_sessions_live_on(db: TestDb) {
     let s = sessions(&db).await;
-    let a1 = s.start("alice", T0).await.unwrap();
-    let a2 = s.start("alice", T0 + 1).await.unwrap();
-    let b = s.start("bob", T0 + 2).await.unwrap();
+    let a1 = s.start("alice", T0).await.unwrap().refresh_token;
+    let a2 = s.start("alice", T0 + 1).await.unwrap().refresh_token;
+    let b = s.start("bob", T0 + 2).await.unwrap().refresh_token;
 
     assert_eq!(s.list(None, T0 + 3).await.unwrap().len(), 3);
     assert!(s.revoke(&a1.0, T0 + 3).await.unwrap());
@@ -129,13 +129,13 @@ async fn revoked_sessions_stay_revoked_and_other_sessions_live_on(db: TestDb) {
 async fn cleanup_deletes_expired_rows_and_keeps_live_ones(db: TestDb) {
     let s = sessions(&db).await;
     let t = throttle(&db, ThrottleSettings::default()).await;
-    let old = s.start("alice", T0).await.unwrap();
+    let old = s.start("alice", T0).await.unwrap().refresh_token;
     s.rotate(&old.0, T0 + 10).await.unwrap();
     t.begin("alice", "192.0.2.1".parse().unwrap(), T0)
         .await
         .unwrap();
     // A session started later is still live when the first one has expired.
-    let live = s.start("bob", T0 + 10 * DAY).await.unwrap();
+    let live = s.start("bob", T0 + 10 * DAY).await.unwrap().refresh_token;
 
     assert_eq!(s.remove_expired(T0 + DAY, 1000).await.unwrap(), 0);
     let later = T0 + 15 * DAY;
@@ -148,7 +148,7 @@ async fn cleanup_deletes_expired_rows_and_keeps_live_ones(db: TestDb) {
 
 async fn concurrent_rotations_of_one_token_let_exactly_one_through(db: TestDb) {
     let s = sessions(&db).await;
-    let token = s.start("alice", T0).await.unwrap().0;
+    let token = s.start("alice", T0).await.unwrap().refresh_token.0;
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let s = s.clone();
