@@ -403,7 +403,7 @@ impl Sessions {
                     ended.push(sid);
                 }
             }
-            self.revocations.record_in(&mut *trim, &ended, now).await?;
+            self.revocations.record_in(&mut trim, &ended, now).await?;
             Ok::<_, StoreError>(ended)
         }
         .await;
@@ -499,7 +499,7 @@ impl Sessions {
                         .execute(&mut *tx)
                         .await?;
                     self.revocations
-                        .record_in(&mut *tx, std::slice::from_ref(&rotated.sid), now)
+                        .record_in(&mut tx, std::slice::from_ref(&rotated.sid), now)
                         .await?;
                 }
                 tx.commit().await?;
@@ -581,7 +581,7 @@ impl Sessions {
                 .bind(&presented.digest)
                 .fetch_all(&mut *tx)
                 .await?;
-                let ended = self.record_ended(&mut *tx, &rows, now).await?;
+                let ended = self.record_ended(&mut tx, &rows, now).await?;
                 tx.commit().await?;
                 self.revocations.remember(&ended, now);
                 Ok(!rows.is_empty())
@@ -604,7 +604,7 @@ impl Sessions {
                 .bind(username)
                 .fetch_all(&mut *tx)
                 .await?;
-                let ended = self.record_ended(&mut *tx, &rows, now).await?;
+                let ended = self.record_ended(&mut tx, &rows, now).await?;
                 tx.commit().await?;
                 self.revocations.remember(&ended, now);
                 Ok(u64::try_from(rows.len()).unwrap_or(u64::MAX))
@@ -628,7 +628,7 @@ impl Sessions {
             self.store
                 .bounded(async {
                     let mut tx = self.store.pool().begin().await?;
-                    self.revocations.record_in(&mut *tx, &sids, now).await?;
+                    self.revocations.record_in(&mut tx, &sids, now).await?;
                     tx.commit().await?;
                     Ok(())
                 })
@@ -655,7 +655,7 @@ impl Sessions {
         .bind(value)
         .fetch_all(&mut *tx)
         .await?;
-        let ended = self.record_ended(&mut *tx, &rows, now).await?;
+        let ended = self.record_ended(&mut tx, &rows, now).await?;
         tx.commit().await?;
         self.revocations.remember(&ended, now);
         Ok((rows.len(), ended))
