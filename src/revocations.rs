@@ -427,9 +427,10 @@ impl Revocations {
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let started = crate::tokens::now();
-        // The start-up load read everything before this.
         let mut since = started.saturating_sub(OVERLAP_SECS);
-        let (mut last_reload, mut last_purge) = (started, started);
+        // The first read is whole, as the start-up load was: whatever was revoked between that
+        // load and this task's start is read however long that took.
+        let (mut last_reload, mut last_purge) = (i64::MIN, started);
         let mut failing = false;
         loop {
             tokio::select! {

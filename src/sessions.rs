@@ -34,6 +34,9 @@ pub struct SessionSettings {
     pub lifetime: Duration,
     /// Most live sessions one user may hold; a login past it ends that user's oldest.
     pub max_per_user: u32,
+    /// Most revoked sessions a server holds in memory (`AUTHD_MAX_REVOKED_SESSIONS`; see
+    /// [`crate::revocations::RevokedSet`] for what happens past it).
+    pub max_revoked: usize,
 }
 
 impl Default for SessionSettings {
@@ -42,6 +45,7 @@ impl Default for SessionSettings {
             refresh_ttl: Duration::from_secs(14 * 24 * 60 * 60),
             lifetime: Duration::from_secs(30 * 24 * 60 * 60),
             max_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
+            max_revoked: crate::revocations::DEFAULT_MAX_REVOKED,
         }
     }
 }

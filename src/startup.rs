@@ -13,7 +13,7 @@ use crate::config::{Config, Limits, UsersSource};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::reload::UsersReload;
-use crate::revocations::{DEFAULT_MAX_REVOKED, Revocations, RevokedSet};
+use crate::revocations::{Revocations, RevokedSet};
 use crate::server;
 use crate::server::{Tls, TlsError};
 use crate::sessions::Sessions;
@@ -131,7 +131,7 @@ impl Application {
         // first request, then followed (see `run_until`).
         let hold =
             config.tokens.ttl + std::time::Duration::from_secs(tokens::LEEWAY_SECS.unsigned_abs());
-        let revoked = Arc::new(RevokedSet::new(DEFAULT_MAX_REVOKED, hold));
+        let revoked = Arc::new(RevokedSet::new(config.sessions.max_revoked, hold));
         let revocations = Revocations::new(store.clone(), hold).held_in(Arc::clone(&revoked));
         let loaded = revocations.load(tokens::now()).await?;
         tracing::info!(

@@ -301,3 +301,26 @@ async fn a_restart_keeps_the_revocations() {
     assert_eq!(protected(&second, &ended.token).await, 403);
     assert_eq!(protected(&second, &kept.token).await, 200);
 }
+
+#[tokio::test]
+async fn max_revoked_sessions_outside_1000_to_10000000_is_refused_at_start() {
+    for bad in ["999", "10000001", "0", "lots"] {
+        let (code, _, stderr) = run_to_exit(
+            &[],
+            &[
+                ("AUTHD_USERS", "users"),
+                ("AUTHD_SECRET_KEY", SECRET),
+                ("AUTHD_MAX_REVOKED_SESSIONS", bad),
+                ("AUTHD_LISTEN", "127.0.0.1:0"),
+            ],
+            |dir| std::fs::write(dir.join("users"), format!("user:{}\n", password_hash())).unwrap(),
+        )
+        .await;
+        assert_eq!(code, Some(1), "{bad}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{bad}: {stderr}");
+        assert!(
+            stderr.contains("AUTHD_MAX_REVOKED_SESSIONS"),
+            "{bad}: {stderr}"
+        );
+    }
+}
