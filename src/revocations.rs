@@ -26,8 +26,8 @@ const CHANNEL: &str = "authd_revocations";
 /// Sids announced in one notification: PostgreSQL's payload limit is 8000 bytes, and each sid
 /// takes 33 of them.
 const SIDS_PER_NOTIFICATION: usize = 200;
-/// Sids written by one `INSERT` statement (three parameters' worth of rows; far below SQLite's and
-/// PostgreSQL's parameter limits).
+/// Sids written by one `INSERT` statement: a parameter each, far below SQLite's and PostgreSQL's
+/// parameter limits.
 const SIDS_PER_INSERT: usize = 500;
 /// Rows read by one query while loading or polling.
 const PAGE: i64 = 2_000;

@@ -2,8 +2,10 @@
 //! rotation, reuse, expiry, revocation, listing, cleanup, and atomic counting, each on SQLite and
 //! on PostgreSQL.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use authd::revocations::{Revocations, RevokedSet};
 use authd::sessions::{SessionError, SessionSettings, Sessions};
 use authd::store::{Store, StoreOptions};
 use authd::throttle::{Throttle, ThrottleError, ThrottleSettings};
@@ -36,6 +38,7 @@ async fn throttle(db: &TestDb, settings: ThrottleSettings) -> Throttle {
 }
 
 on_both_engines!(
+    a_session_ended_by_its_sid_is_revoked_in_memory_and_for_whoever_reads_the_table,
     rotation_spends_the_token_and_reuse_revokes_the_family,
     refresh_token_expires_after_its_ttl_and_the_session_after_its_lifetime,
     revoked_sessions_stay_revoked_and_other_sessions_live_on,
@@ -94,6 +97,57 @@ async fn refresh_token_expires_after_its_ttl_and_the_session_after_its_lifetime(
         s.rotate(&token, T0 + 30 * DAY).await,
         Err(SessionError::Invalid)
     ));
+}
+
+async fn a_session_ended_by_its_sid_is_revoked_in_memory_and_for_whoever_reads_the_table(
+    db: TestDb,
+) {
+    let hold = Duration::from_secs(1830);
+    let set = Arc::new(RevokedSet::new(1000, hold));
+    let plain = sessions(&db).await;
+    let s = plain
+        .clone()
+        .with_revocations(Revocations::new(plain.store().clone(), hold).held_in(Arc::clone(&set)));
+    let ended = s.start("alice", T0).await.unwrap();
+    let other = s.start("alice", T0 + 1).await.unwrap();
+    assert_ne!(ended.sid, other.sid);
+    assert!(!set.is_revoked(&ended.sid, Some(T0)));
+
+    assert!(s.end_by_id(&ended.sid, T0 + 2).await.unwrap());
+    assert!(set.is_revoked(&ended.sid, Some(T0)));
+    assert!(!set.is_revoked(&other.sid, Some(T0 + 1)));
+    assert!(matches!(
+        s.rotate(&ended.refresh_token.0, T0 + 3).await,
+        Err(SessionError::Invalid)
+    ));
+    assert!(
+        !s.end_by_id(&ended.sid, T0 + 3).await.unwrap(),
+        "ended already"
+    );
+    assert!(!s.end_by_id("not a sid", T0 + 3).await.unwrap());
+
+    // Another instance, loading the table, knows it too; the other session goes on.
+    let elsewhere = Arc::new(RevokedSet::new(1000, hold));
+    Revocations::new(plain.store().clone(), hold)
+        .held_in(Arc::clone(&elsewhere))
+        .load(T0 + 4)
+        .await
+        .unwrap();
+    assert!(elsewhere.is_revoked(&ended.sid, Some(T0)));
+    assert!(!elsewhere.is_revoked(&other.sid, Some(T0 + 1)));
+    assert_eq!(
+        s.rotate(&other.refresh_token.0, T0 + 5).await.unwrap().sid,
+        other.sid
+    );
+    // Gone from the table once its tokens have expired.
+    assert_eq!(
+        plain
+            .revocations()
+            .remove_expired(T0 + 2 + 1830, 100)
+            .await
+            .unwrap(),
+        1
+    );
 }
 
 async fn revoked_sessions_stay_revoked_and_other_sessions_live_on(db: TestDb) {
