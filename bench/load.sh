@@ -4,8 +4,9 @@
 # every run bounded in time.
 #
 #   bench/load.sh [SCENARIO...]     scenarios: protected login flood refresh startup forward soak
-#                                   (default: all but soak)
-# Settings (environment): DURATION=10 (seconds per wrk run), CONNS=64, SOAK_SECS=300, ROUNDS=3,
+#                                   revoked (default: all but soak and revoked)
+# Settings (environment): DURATION=10 (seconds per wrk run), CONNS=64, SOAK_SECS=300, ROUNDS=3
+#   (rounds of the side-by-side scenarios), REVOKED=10000 and YARDSTICK_PORT=18001 (revoked),
 #   SERVER_CPU=1, WRK_CPU=0, AUTHD_BIN=target/release/authd (built if missing).
 # Output: one line per scenario, `| scenario | req/s | p50 ms | p99 ms | errors | peak RSS MiB |`.
 set -euo pipefail
@@ -97,6 +98,51 @@ scenario_protected() {
   run_wrk "$BASE/protected?token=$tok" 2 "$CONNS" >/dev/null
   r=$(run_wrk "$BASE/protected?token=$tok" "$DURATION" "$CONNS")
   row "GET /protected ($CONNS conns)" "$r" "$(peak_rss_mib "$PID")"
+  stop_authd
+}
+
+# GET /protected with 10,000 revoked sessions held in memory (issue #14), side by side with the
+# bare-axum yardstick (`axum_limit --mode hs256`) on the same core: ROUNDS alternating rounds. The
+# revocations table is seeded directly between a first start (which makes the schema) and the
+# measured one, which loads them; the token checked is a live one, so each request looks its sid
+# up and misses, as a live token does.
+scenario_revoked() {
+  local n=${REVOKED:-10000} rounds=${ROUNDS:-3} i r y tok ypid
+  [[ -x $AXUM_LIMIT ]] || die "no yardstick at $AXUM_LIMIT (build ../shared/bench/axum_limit, see BENCHMARKS.md)"
+  start_authd revoked
+  stop_authd
+  python3 - "$work/db/revoked.db" "$n" <<'PY'
+import os, sqlite3, sys, time
+db, n = sys.argv[1], int(sys.argv[2])
+now = int(time.time())
+with sqlite3.connect(db) as c:
+    c.executemany("INSERT INTO revocations (sid, revoked_at, until) VALUES (?, ?, ?)",
+                  ((os.urandom(16).hex(), now, now + 1830) for _ in range(n)))
+PY
+  start_authd revoked
+  grep -q "revocations loaded revoked_sessions=$n" "$work/revoked.log" ||
+    die "authd did not load the $n revocations: $(grep -m1 'revocations loaded' "$work/revoked.log")"
+  echo "# $n revoked sessions held in memory; RSS after start $(rss_kib "$PID") KiB"
+  tok=$(token_for "$BASE")
+  sleep 3
+  reset_peak "$PID"
+  local yport=${YARDSTICK_PORT:-18001} ybase
+  ybase=http://127.0.0.1:$yport
+  SECRET_KEY=$secret PORT=$yport taskset -c "$SERVER_CPU" "$AXUM_LIMIT" --mode hs256 >"$work/yardstick.log" 2>&1 &
+  ypid=$!
+  pids+=("$ypid")
+  for ((i = 0; i < 500; i++)); do grep -q listening "$work/yardstick.log" && break; sleep 0.01; done
+  grep -q listening "$work/yardstick.log" || die "the yardstick did not start: $(cat "$work/yardstick.log")"
+  run_wrk "$BASE/protected?token=$tok" 2 "$CONNS" >/dev/null
+  run_wrk "$ybase/protected?token=$tok" 2 "$CONNS" >/dev/null
+  for ((i = 1; i <= rounds; i++)); do
+    r=$(run_wrk "$BASE/protected?token=$tok" "$DURATION" "$CONNS")
+    y=$(run_wrk "$ybase/protected?token=$tok" "$DURATION" "$CONNS")
+    row "/protected, $n revoked (r$i)" "$r" "$(peak_rss_mib "$PID")"
+    row "yardstick (r$i)" "$y" "-"
+    echo "# round $i: authd / yardstick = $(awk -v a="$(field "$r" rps)" -v b="$(field "$y" rps)" 'BEGIN{printf "%.2f", a / b}')"
+  done
+  kill "$ypid" 2>/dev/null || true
   stop_authd
 }
 

@@ -114,7 +114,7 @@ pub async fn sessions_command(
         SessionsCommand::Revoke { user } => {
             let n = sessions.revoke_user(user, now).await?;
             format!(
-                "revoked {n} session{} of {user}; access tokens already issued stay valid until their exp\n",
+                "revoked {n} session{} of {user} and the access tokens issued in them\n",
                 if n == 1 { "" } else { "s" }
             )
         }

@@ -114,6 +114,11 @@ pub mod ranges {
         min: 1,
         max: 10_000,
     };
+    /// `AUTHD_MAX_REVOKED_SESSIONS`: revoked sessions held in memory (53 bytes each).
+    pub const MAX_REVOKED_SESSIONS: Bounds<u64> = Bounds {
+        min: 1_000,
+        max: 10_000_000,
+    };
     /// `AUTHD_ACCESS_LOG_RATE`: request lines a second (0: none).
     pub const ACCESS_LOG_RATE: Bounds<u64> = Bounds {
         min: 0,
@@ -360,6 +365,15 @@ pub struct ServeArgs {
         default_value = "100"
     )]
     pub max_sessions_per_user: String,
+    /// Most revoked sessions held in memory, 1000 to 10000000 (53 bytes each); past it, every
+    /// token with a session id issued until then is refused until it would have expired.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHD_MAX_REVOKED_SESSIONS",
+        default_value = "1000000"
+    )]
+    pub max_revoked_sessions: String,
     /// Failed logins allowed per username in one window, 1 to 100; past it, a ban.
     #[arg(
         long,
@@ -840,6 +854,11 @@ impl Config {
                 "AUTHD_MAX_SESSIONS_PER_USER",
                 &args.max_sessions_per_user,
                 ranges::MAX_SESSIONS_PER_USER,
+            )?,
+            max_revoked: parse_number(
+                "AUTHD_MAX_REVOKED_SESSIONS",
+                &args.max_revoked_sessions,
+                ranges::MAX_REVOKED_SESSIONS,
             )?,
         };
         let throttle = ThrottleSettings {

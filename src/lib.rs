@@ -5,7 +5,8 @@
 //! `POST /logout` rotate and end sessions; `GET /verify` checks a token for a reverse proxy's
 //! forward authentication; `GET /metrics` tells Prometheus how it went. [`Application::build`]
 //! makes the whole server from a [`Config`], the same way in `main` and in tests; [`tokens`],
-//! [`users`], [`store`], [`sessions`], [`throttle`], [`proxies`] and [`metrics`] are plain Rust.
+//! [`users`], [`store`], [`sessions`], [`revocations`], [`throttle`], [`proxies`] and [`metrics`]
+//! are plain Rust.
 //!
 //! # The token check in your own axum service
 //!
@@ -100,6 +101,7 @@ mod keys;
 pub mod metrics;
 pub mod proxies;
 mod reload;
+pub mod revocations;
 mod server;
 pub mod sessions;
 mod startup;

@@ -2,8 +2,10 @@
 //! the presented token and issues the next one in one atomic step; presenting a spent token again
 //! revokes the whole family. One row per session, however often refreshed: its current token's
 //! digest, and the digest of the 128 random bits all its tokens start with (each token adds 128
-//! fresh ones), which recognises any earlier token. Only SHA-256 digests are stored.
-//! Plain Rust over the [`Store`]; every function takes `now` (seconds since the Unix epoch).
+//! fresh ones), which recognises any earlier token. Only SHA-256 digests are stored. Each session
+//! also has a `sid` its access tokens carry; ending a session early records it as revoked
+//! ([`Revocations`]), so that those tokens end too. Plain Rust over the [`Store`]; every function
+//! takes `now` (seconds since the Unix epoch).
 
 use std::time::Duration;
 
@@ -12,8 +14,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sqlx::Row as _;
 use sqlx::{AnyConnection, Connection as _};
 
+use crate::revocations::Revocations;
 use crate::store::{Store, StoreError, digest, hex};
 use crate::throttle::{Attempt, Throttle};
+use crate::tokens::{LEEWAY_SECS, TokenSettings};
 
 /// Length of a refresh token: 32 random bytes in unpadded base64url.
 pub const REFRESH_TOKEN_LEN: usize = 43;
@@ -30,6 +34,9 @@ pub struct SessionSettings {
     pub lifetime: Duration,
     /// Most live sessions one user may hold; a login past it ends that user's oldest.
     pub max_per_user: u32,
+    /// Most revoked sessions a server holds in memory (`AUTHD_MAX_REVOKED_SESSIONS`; see
+    /// [`crate::revocations::RevokedSet`] for what happens past it).
+    pub max_revoked: usize,
 }
 
 impl Default for SessionSettings {
@@ -38,6 +45,7 @@ impl Default for SessionSettings {
             refresh_ttl: Duration::from_secs(14 * 24 * 60 * 60),
             lifetime: Duration::from_secs(30 * 24 * 60 * 60),
             max_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
+            max_revoked: crate::revocations::DEFAULT_MAX_REVOKED,
         }
     }
 }
@@ -68,6 +76,15 @@ impl std::fmt::Debug for RefreshToken {
     }
 }
 
+/// A new session: its first refresh token, and the id its access tokens carry.
+#[derive(Debug)]
+pub struct Started {
+    /// The first refresh token.
+    pub refresh_token: RefreshToken,
+    /// The session's id for tokens (`sid`): 128 random bits in hex, derived from nothing.
+    pub sid: String,
+}
+
 /// A successful refresh: whose session it is, and the token that replaces the spent one.
 #[derive(Debug)]
 pub struct Rotated {
@@ -75,6 +92,8 @@ pub struct Rotated {
     pub username: String,
     /// The next refresh token.
     pub refresh_token: RefreshToken,
+    /// The session's id for tokens (`sid`).
+    pub sid: String,
 }
 
 /// A live session, as `authd sessions list` shows it (no token in it).
@@ -119,6 +138,10 @@ pub struct SessionRecord {
     pub lookup: Option<String>,
     /// Orders the sessions started within one second.
     pub started_order: i64,
+    /// The session's id in its access tokens: 32 hex digits; none in files from an authd
+    /// without it (the session gets one at its next refresh).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 impl SessionRecord {
@@ -136,6 +159,9 @@ impl SessionRecord {
         }
         if self.lookup.as_deref().is_some_and(|l| !hex_of(l, 64)) {
             return Err("`lookup` is not 64 lowercase hex digits".into());
+        }
+        if self.sid.as_deref().is_some_and(|l| !hex_of(l, 32)) {
+            return Err("`sid` is not 32 lowercase hex digits".into());
         }
         if self.username.is_empty() || self.username.chars().any(char::is_control) {
             return Err("`username` is empty or holds control characters".into());
@@ -174,8 +200,8 @@ impl Import {
                 let done = sqlx::query(
                     "INSERT INTO session_families \
                      (id, username, created_at, last_used_at, expires_at, revoked_at, \
-                      lookup, token_digest, token_expires_at, started_order) \
-                     VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $8, $9) \
+                      lookup, token_digest, token_expires_at, started_order, sid) \
+                     VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $8, $9, $10) \
                      ON CONFLICT DO NOTHING",
                 )
                 .bind(&record.id)
@@ -187,6 +213,7 @@ impl Import {
                 .bind(&record.token_digest)
                 .bind(record.token_expires_at)
                 .bind(record.started_order)
+                .bind(&record.sid)
                 .execute(&mut **tx)
                 .await?;
                 Ok(done.rows_affected() == 1)
@@ -206,12 +233,30 @@ impl Import {
 pub struct Sessions {
     store: Store,
     settings: SessionSettings,
+    revocations: Revocations,
 }
 
 impl Sessions {
-    /// Sessions kept in `store`.
+    /// Sessions kept in `store`; the sessions they end are recorded as revoked for the default
+    /// token lifetime (see [`Sessions::with_revocations`]).
     pub fn new(store: Store, settings: SessionSettings) -> Self {
-        Self { store, settings }
+        let hold = TokenSettings::default().ttl + Duration::from_secs(LEEWAY_SECS.unsigned_abs());
+        let revocations = Revocations::new(store.clone(), hold);
+        Self {
+            store,
+            settings,
+            revocations,
+        }
+    }
+
+    /// The same sessions, recording the ones they end in `revocations` (a server's: with the
+    /// token lifetime configured, and the set in memory its token check reads).
+    #[must_use]
+    pub fn with_revocations(self, revocations: Revocations) -> Self {
+        Self {
+            revocations,
+            ..self
+        }
     }
 
     /// The store.
@@ -219,21 +264,31 @@ impl Sessions {
         &self.store
     }
 
+    /// Where ended sessions are recorded.
+    pub fn revocations(&self) -> &Revocations {
+        &self.revocations
+    }
+
     /// Starts a session for `username` (after a successful login) and returns its first token.
     /// Past [`SessionSettings::max_per_user`] live sessions, the user's oldest end (their rows
     /// go, with those of the user's dead sessions, so a login loop grows nothing). One
     /// transaction; see [`Sessions::start_after`] for a login's.
-    pub async fn start(&self, username: &str, now: i64) -> Result<RefreshToken, SessionError> {
+    pub async fn start(&self, username: &str, now: i64) -> Result<Started, SessionError> {
         let (token, new) = self.new_session(now)?;
-        self.store
+        let trimmed = self
+            .store
             .bounded(async {
                 let mut tx = self.store.pool().begin().await?;
-                self.start_in(&mut tx, username, &new).await?;
+                let trimmed = self.start_in(&mut tx, username, &new).await?;
                 tx.commit().await?;
-                Ok(())
+                Ok(trimmed)
             })
             .await?;
-        Ok(token)
+        self.revocations.remember(&trimmed, now);
+        Ok(Started {
+            refresh_token: token,
+            sid: new.sid,
+        })
     }
 
     /// Records a successful login in one transaction, so with one commit: `throttle` forgives
@@ -248,24 +303,30 @@ impl Sessions {
         attempt: &Attempt,
         username: &str,
         now: i64,
-    ) -> Result<RefreshToken, SessionError> {
+    ) -> Result<Started, SessionError> {
         let (token, new) = self.new_session(now)?;
-        self.store
+        let trimmed = self
+            .store
             .bounded(async {
                 let mut tx = self.store.pool().begin().await?;
                 throttle.forgive_in(&mut tx, attempt).await?;
-                self.start_in(&mut tx, username, &new).await?;
+                let trimmed = self.start_in(&mut tx, username, &new).await?;
                 tx.commit().await?;
-                Ok(())
+                Ok(trimmed)
             })
             .await?;
         throttle.forgiven(attempt);
-        Ok(token)
+        self.revocations.remember(&trimmed, now);
+        Ok(Started {
+            refresh_token: token,
+            sid: new.sid,
+        })
     }
 
     /// A new session's id, first token and lifetimes, made before its transaction begins.
     fn new_session(&self, now: i64) -> Result<(RefreshToken, NewSession), SessionError> {
         let family = random_id()?;
+        let sid = random_id()?;
         let mut lookup = [0u8; LOOKUP_BYTES];
         getrandom::fill(&mut lookup).map_err(|e| SessionError::Random(e.to_string()))?;
         let (token, presented) = new_token(&lookup)?;
@@ -275,6 +336,7 @@ impl Sessions {
             .min(expires_at);
         let new = NewSession {
             family,
+            sid,
             presented,
             now,
             expires_at,
@@ -284,19 +346,20 @@ impl Sessions {
     }
 
     /// Writes `new` for `username` and trims the user's sessions to the cap, in the caller's
-    /// transaction ([`Sessions::start`]).
+    /// transaction ([`Sessions::start`]); the sids of the sessions the trim ended, recorded as
+    /// revoked in the transaction, for the caller to remember once it commits.
     async fn start_in(
         &self,
         conn: &mut AnyConnection,
         username: &str,
         new: &NewSession,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
         let now = new.now;
         sqlx::query(
             "INSERT INTO session_families \
              (id, username, created_at, last_used_at, expires_at, revoked_at, \
-              lookup, token_digest, token_expires_at, started_order) \
-             VALUES ($1, $2, $3, $3, $4, NULL, $5, $6, $7, $8)",
+              lookup, token_digest, token_expires_at, started_order, sid) \
+             VALUES ($1, $2, $3, $3, $4, NULL, $5, $6, $7, $8, $9)",
         )
         .bind(&new.family)
         .bind(username)
@@ -306,6 +369,7 @@ impl Sessions {
         .bind(&new.presented.digest)
         .bind(new.token_expires_at)
         .bind(started_order())
+        .bind(&new.sid)
         .execute(&mut *conn)
         .await?;
         // After the insert, so that the new session counts among the newest. On PostgreSQL the
@@ -314,26 +378,50 @@ impl Sessions {
         // deletes, an admin's revocations or a concurrent `start` of the same user; logins
         // through `start_after` trim one at a time) leaves the new session valid: the next
         // login trims.
+        // The sessions it ends that were not ended before, and whose last access token may
+        // still be valid (issued at the last refresh), are recorded as revoked in the same
+        // savepoint.
         let mut trim = conn.begin().await?;
-        let trimmed = sqlx::query(
-            "DELETE FROM session_families WHERE username = $1 AND id NOT IN \
-             (SELECT id FROM session_families WHERE username = $1 \
-              AND revoked_at IS NULL AND expires_at > $2 AND token_expires_at > $2 \
-              ORDER BY created_at DESC, started_order DESC LIMIT $3)",
-        )
-        .bind(username)
-        .bind(now)
-        .bind(i64::from(self.settings.max_per_user.max(1)))
-        .execute(&mut *trim)
+        let trimmed = async {
+            let rows = sqlx::query(
+                "DELETE FROM session_families WHERE username = $1 AND id NOT IN \
+                 (SELECT id FROM session_families WHERE username = $1 \
+                  AND revoked_at IS NULL AND expires_at > $2 AND token_expires_at > $2 \
+                  ORDER BY created_at DESC, started_order DESC LIMIT $3) \
+                 RETURNING sid, revoked_at, last_used_at",
+            )
+            .bind(username)
+            .bind(now)
+            .bind(i64::from(self.settings.max_per_user.max(1)))
+            .fetch_all(&mut *trim)
+            .await?;
+            let mut ended = Vec::new();
+            for row in rows {
+                let sid: Option<String> = row.try_get("sid")?;
+                let revoked_at: Option<i64> = row.try_get("revoked_at")?;
+                let last_used_at: i64 = row.try_get("last_used_at")?;
+                if let Some(sid) = sid
+                    && revoked_at.is_none()
+                    && self.revocations.may_be_live(last_used_at, now)
+                {
+                    ended.push(sid);
+                }
+            }
+            self.revocations.record_in(&mut trim, &ended, now).await?;
+            Ok::<_, StoreError>(ended)
+        }
         .await;
         match trimmed {
-            Ok(_) => trim.commit().await?,
+            Ok(ended) => {
+                trim.commit().await?;
+                Ok(ended)
+            }
             Err(e) => {
                 tracing::warn!(target: "authd::sessions", error = %e, "could not trim old sessions");
                 trim.rollback().await?;
+                Ok(Vec::new())
             }
         }
-        Ok(())
     }
 
     /// Spends `presented` and issues its successor, atomically: of N concurrent calls with the
@@ -344,6 +432,7 @@ impl Sessions {
             Some(Rotated {
                 username: r.username.clone(),
                 refresh_token: RefreshToken(r.refresh_token.0.clone()),
+                sid: r.sid.clone(),
             })
         })
         .await
@@ -373,6 +462,8 @@ impl Sessions {
         // `lookup` assignment is a no-op except on the first refresh of a session from before
         // migration 0002, which adopts it.
         let mut answer = Some(answer);
+        // A session from before migration 0003 gets its sid at its first refresh.
+        let sid = random_id()?;
         let outcome = self
             .store
             .bounded(async {
@@ -380,16 +471,18 @@ impl Sessions {
                 let row = sqlx::query(
                     "UPDATE session_families SET token_digest = $1, lookup = $2, \
                      last_used_at = $3, \
-                     token_expires_at = CASE WHEN expires_at < $4 THEN expires_at ELSE $4 END \
+                     token_expires_at = CASE WHEN expires_at < $4 THEN expires_at ELSE $4 END, \
+                     sid = COALESCE(sid, $6) \
                      WHERE token_digest = $5 AND revoked_at IS NULL \
                      AND expires_at > $3 AND token_expires_at > $3 \
-                     RETURNING id, username",
+                     RETURNING id, username, sid",
                 )
                 .bind(&next.digest)
                 .bind(&presented.lookup)
                 .bind(now)
                 .bind(now.saturating_add(ttl))
                 .bind(&presented.digest)
+                .bind(&sid)
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some(row) = row else {
@@ -400,6 +493,7 @@ impl Sessions {
                 let rotated = Rotated {
                     username: row.try_get("username")?,
                     refresh_token: RefreshToken(token.0.clone()),
+                    sid: row.try_get("sid")?,
                 };
                 let made = answer.take().and_then(|f| f(&rotated));
                 if made.is_none() {
@@ -408,14 +502,20 @@ impl Sessions {
                         .bind(&family)
                         .execute(&mut *tx)
                         .await?;
+                    self.revocations
+                        .record_in(&mut tx, std::slice::from_ref(&rotated.sid), now)
+                        .await?;
                 }
                 tx.commit().await?;
-                Ok(Some(made))
+                Ok(Some((made, rotated.sid)))
             })
             .await?;
         match outcome {
-            Some(Some(made)) => return Ok(made),
-            Some(None) => return Err(SessionError::Invalid),
+            Some((Some(made), _)) => return Ok(made),
+            Some((None, sid)) => {
+                self.revocations.remember(&[sid], now);
+                return Err(SessionError::Invalid);
+            }
             None => {}
         }
         // Not rotated: unknown, expired, revoked, or an earlier token of a session. An earlier
@@ -442,15 +542,8 @@ impl Sessions {
                     return Ok(None);
                 }
                 let family: String = found.try_get("id")?;
-                let done = sqlx::query(
-                    "UPDATE session_families SET revoked_at = $1 \
-                     WHERE id = $2 AND revoked_at IS NULL",
-                )
-                .bind(now)
-                .bind(&family)
-                .execute(self.store.pool())
-                .await?;
-                Ok(Some((family, done.rows_affected())))
+                let (n, _) = self.end_where("id = $2", &family, now).await?;
+                Ok(Some((family, n)))
             })
             .await?;
         match revoked {
@@ -479,37 +572,115 @@ impl Sessions {
             .bounded(async {
                 // `lookup` does not change when the session rotates, so a logout that waited for
                 // a rotation's row lock still matches the row as the rotation left it.
-                let done = sqlx::query(
+                let mut tx = self.store.pool().begin().await?;
+                let rows = sqlx::query(
                     "UPDATE session_families SET revoked_at = $1 \
                      WHERE revoked_at IS NULL \
                      AND (lookup = $2 OR token_digest = $3 \
-                          OR id IN (SELECT family_id FROM refresh_tokens WHERE digest = $3))",
+                          OR id IN (SELECT family_id FROM refresh_tokens WHERE digest = $3)) \
+                     RETURNING sid",
                 )
                 .bind(now)
                 .bind(&presented.lookup)
                 .bind(&presented.digest)
-                .execute(self.store.pool())
+                .fetch_all(&mut *tx)
                 .await?;
-                Ok(done.rows_affected() > 0)
+                let ended = self.record_ended(&mut tx, &rows, now).await?;
+                tx.commit().await?;
+                self.revocations.remember(&ended, now);
+                Ok(!rows.is_empty())
             })
             .await
     }
 
-    /// Revokes every live session of `username`; how many there were.
+    /// Revokes every live session of `username`, and with them the access tokens issued in them;
+    /// how many there were.
     pub async fn revoke_user(&self, username: &str, now: i64) -> Result<u64, StoreError> {
         self.store
             .bounded(async {
-                let done = sqlx::query(
+                let mut tx = self.store.pool().begin().await?;
+                let rows = sqlx::query(
                     "UPDATE session_families SET revoked_at = $1 \
-                     WHERE username = $2 AND revoked_at IS NULL AND expires_at > $1",
+                     WHERE username = $2 AND revoked_at IS NULL AND expires_at > $1 \
+                     RETURNING sid",
                 )
                 .bind(now)
                 .bind(username)
-                .execute(self.store.pool())
+                .fetch_all(&mut *tx)
                 .await?;
-                Ok(done.rows_affected())
+                let ended = self.record_ended(&mut tx, &rows, now).await?;
+                tx.commit().await?;
+                self.revocations.remember(&ended, now);
+                Ok(u64::try_from(rows.len()).unwrap_or(u64::MAX))
             })
             .await
+    }
+
+    /// Ends the session whose tokens carry `sid` (a sign-out), and with it those tokens: the sid
+    /// is recorded as revoked even when its session is gone already. Whether a live session
+    /// ended.
+    pub async fn end_by_id(&self, sid: &str, now: i64) -> Result<bool, StoreError> {
+        if crate::revocations::parse_sid(sid).is_none() {
+            return Ok(false);
+        }
+        let (ended, _) = self
+            .store
+            .bounded(async { self.end_where("sid = $2", sid, now).await })
+            .await?;
+        if ended == 0 {
+            let sids = [sid.to_owned()];
+            self.store
+                .bounded(async {
+                    let mut tx = self.store.pool().begin().await?;
+                    self.revocations.record_in(&mut tx, &sids, now).await?;
+                    tx.commit().await?;
+                    Ok(())
+                })
+                .await?;
+            self.revocations.remember(&sids, now);
+        }
+        Ok(ended > 0)
+    }
+
+    /// Ends the live session whose `column` (in `condition`, as `$2`) is `value`, recording it
+    /// as revoked, in one transaction; how many sessions ended, and their sids.
+    async fn end_where(
+        &self,
+        condition: &str,
+        value: &str,
+        now: i64,
+    ) -> Result<(usize, Vec<String>), StoreError> {
+        let mut tx = self.store.pool().begin().await?;
+        let rows = sqlx::query(&format!(
+            "UPDATE session_families SET revoked_at = $1 \
+             WHERE {condition} AND revoked_at IS NULL RETURNING sid"
+        ))
+        .bind(now)
+        .bind(value)
+        .fetch_all(&mut *tx)
+        .await?;
+        let ended = self.record_ended(&mut tx, &rows, now).await?;
+        tx.commit().await?;
+        self.revocations.remember(&ended, now);
+        Ok((rows.len(), ended))
+    }
+
+    /// Records the sessions of `rows` (each with its `sid`, none for a session never refreshed
+    /// since before migration 0003, whose tokens carry none) as revoked; their sids.
+    async fn record_ended(
+        &self,
+        conn: &mut AnyConnection,
+        rows: &[sqlx::any::AnyRow],
+        now: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut sids = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(sid) = row.try_get::<Option<String>, _>("sid")? {
+                sids.push(sid);
+            }
+        }
+        self.revocations.record_in(conn, &sids, now).await?;
+        Ok(sids)
     }
 
     /// Live sessions (not revoked, not expired, with a usable token), of one user or all.
@@ -562,7 +733,7 @@ impl Sessions {
             .bounded(async {
                 let rows = sqlx::query(
                     "SELECT id, username, created_at, last_used_at, expires_at, \
-                     token_expires_at, token_digest, lookup, started_order \
+                     token_expires_at, token_digest, lookup, started_order, sid \
                      FROM session_families \
                      WHERE revoked_at IS NULL AND expires_at > $1 AND token_expires_at > $1 \
                      AND token_digest IS NOT NULL AND id > $2 \
@@ -585,6 +756,7 @@ impl Sessions {
                         token_digest: row.try_get("token_digest")?,
                         lookup: row.try_get("lookup")?,
                         started_order: row.try_get("started_order")?,
+                        sid: row.try_get("sid")?,
                     });
                 }
                 Ok(page)
@@ -637,6 +809,7 @@ impl Sessions {
 /// What [`Sessions::new_session`] made for a session about to be written.
 struct NewSession {
     family: String,
+    sid: String,
     presented: Presented,
     now: i64,
     expires_at: i64,

@@ -13,6 +13,7 @@ use crate::config::{Config, Limits, UsersSource};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::reload::UsersReload;
+use crate::revocations::{Revocations, RevokedSet};
 use crate::server;
 use crate::server::{Tls, TlsError};
 use crate::sessions::Sessions;
@@ -72,6 +73,8 @@ pub struct Application {
     local_addr: SocketAddr,
     sessions: Sessions,
     throttle: Throttle,
+    /// The PostgreSQL URL the revocation listener connects to; none on SQLite.
+    listen_url: Option<secrecy::SecretString>,
     cleanup_interval: std::time::Duration,
     tls: Option<Arc<Tls>>,
     /// Reloads what can be reloaded (the TLS files) on SIGHUP; SIGHUP is watched for from `build`
@@ -124,11 +127,27 @@ impl Application {
         let metrics = Arc::new(Metrics::new(&http::routes(config.metrics_listen.is_none())));
         let store = Store::open(config.database_url.expose_secret(), &config.store).await?;
         tracing::info!(backend = ?store.backend(), "database ready");
-        let sessions = Sessions::new(store.clone(), config.sessions.clone());
+        // Sessions ended early: held in memory for the token check, loaded whole before the
+        // first request, then followed (see `run_until`).
+        let hold =
+            config.tokens.ttl + std::time::Duration::from_secs(tokens::LEEWAY_SECS.unsigned_abs());
+        let revoked = Arc::new(RevokedSet::new(config.sessions.max_revoked, hold));
+        let revocations = Revocations::new(store.clone(), hold).held_in(Arc::clone(&revoked));
+        let loaded = revocations.load(tokens::now()).await?;
+        tracing::info!(
+            revoked_sessions = revoked.len(),
+            rows = loaded,
+            "revocations loaded"
+        );
+        let listen_url = (store.backend() == crate::store::Backend::Postgres)
+            .then(|| config.database_url.clone());
+        let sessions =
+            Sessions::new(store.clone(), config.sessions.clone()).with_revocations(revocations);
         let throttle = Throttle::new(store, config.throttle.clone(), config.secret_bytes());
         let state = AppState::new(http::Shared {
             check: http::TokenCheck::new(Arc::new(keys), config.strict)
-                .counted_in(Arc::clone(&metrics)),
+                .counted_in(Arc::clone(&metrics))
+                .revoking(revoked),
             users,
             hashing: Arc::new(
                 HashPool::new(config.hash_concurrency, config.hash_queue)
@@ -165,6 +184,7 @@ impl Application {
             local_addr,
             sessions,
             throttle,
+            listen_url,
             cleanup_interval: config.cleanup_interval,
             tls,
             reload,
@@ -210,6 +230,13 @@ impl Application {
             self.throttle.clone(),
             self.cleanup_interval,
         ));
+        let follow = tokio::spawn(
+            self.sessions.revocations().clone().follow(
+                self.listen_url
+                    .as_ref()
+                    .map(|url| url.expose_secret().to_owned()),
+            ),
+        );
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
@@ -255,6 +282,7 @@ impl Application {
             r.abort();
         }
         cleanup.abort();
+        follow.abort();
         self.sessions.store().close().await;
     }
 }
@@ -336,6 +364,10 @@ pub async fn remove_expired(
     let mut total = 0;
     for _ in 0..CLEANUP_MAX_BATCHES {
         let n = sessions.remove_expired(now, CLEANUP_BATCH).await?
+            + sessions
+                .revocations()
+                .remove_expired(now, CLEANUP_BATCH)
+                .await?
             + throttle.remove_expired(now, CLEANUP_BATCH).await?;
         total += n;
         if n == 0 {

@@ -70,6 +70,10 @@ pub struct Claims {
     /// (another library's, an older authd's) is in no group.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
+    /// The session the token was issued in (opaque, 128 random bits in hex): ending the session
+    /// ends the token. Absent from other libraries' tokens, which no revocation reaches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 impl Claims {
@@ -268,11 +272,23 @@ impl TokenKeys {
     }
 
     /// Issues an access token for `user`, a member of `groups`, at `now` (seconds since the
-    /// Unix epoch).
+    /// Unix epoch), in no session.
     pub fn issue_in_groups(
         &self,
         user: &str,
         groups: &[String],
+        now: i64,
+    ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
+        self.issue_in_session(user, groups, None, now)
+    }
+
+    /// Issues an access token for `user`, a member of `groups`, at `now` (seconds since the
+    /// Unix epoch), carrying `sid`, the session it belongs to, when there is one.
+    pub fn issue_in_session(
+        &self,
+        user: &str,
+        groups: &[String],
+        sid: Option<&str>,
         now: i64,
     ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
         let ttl = self.settings.ttl.as_secs();
@@ -285,6 +301,7 @@ impl TokenKeys {
             iss: self.settings.issuer.clone(),
             aud: self.settings.audience.clone().map(Audience::One),
             groups: groups.to_vec(),
+            sid: sid.map(str::to_owned),
         };
         let token = jsonwebtoken::encode(&self.header, &claims, &self.encoding)?;
         Ok(IssuedToken {

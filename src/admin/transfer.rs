@@ -257,6 +257,7 @@ mod tests {
             token_digest: format!("{n:064x}"),
             lookup: Some(format!("{:064x}", u32::from(n) + 1000)),
             started_order: 7,
+            sid: None,
         }
     }
 

@@ -3,7 +3,8 @@
 //! keys, the strictness, where outcomes are counted) and makes the one check; [`Authenticated`]
 //! is the extractor that runs it, reaching the policy through `FromRef` like any state;
 //! [`RequireToken`] is the same check as a tower layer; [`InGroup`] and
-//! [`RequireToken::in_group`] add a group the token's holder must be in (403 "Forbidden"). A
+//! [`RequireToken::in_group`] add a group the token's holder must be in (403 "Forbidden"). A token
+//! whose session has ended (its `sid` in the revoked set held in memory) is refused as invalid. A
 //! refusal answers 403 "Token is missing!" or "Token is invalid!" — or, in strict mode (authd's
 //! `AUTHD_STRICT`), RFC 6750's 401 or 400 with a `WWW-Authenticate: Bearer` challenge.
 
@@ -20,6 +21,7 @@ use tower::{Layer, Service};
 
 use super::error::{ApiError, BEARER_CHALLENGE, BEARER_INVALID_REQUEST, BEARER_INVALID_TOKEN};
 use crate::metrics::{Metrics, TokenOutcome};
+use crate::revocations::RevokedSet;
 use crate::tokens::{self, Claims, TokenKeys, VerifyError};
 use crate::transport::{PresentedToken, find_token, query_names_a_token};
 
@@ -33,6 +35,8 @@ pub struct TokenCheck {
     keys: Arc<TokenKeys>,
     strict: bool,
     metrics: Option<Arc<Metrics>>,
+    /// The sessions ended early, in memory; none for a check built from the keys alone.
+    revoked: Option<Arc<RevokedSet>>,
 }
 
 impl TokenCheck {
@@ -43,6 +47,7 @@ impl TokenCheck {
             keys,
             strict,
             metrics: None,
+            revoked: None,
         }
     }
 
@@ -50,6 +55,15 @@ impl TokenCheck {
     pub fn counted_in(self, metrics: Arc<Metrics>) -> Self {
         Self {
             metrics: Some(metrics),
+            ..self
+        }
+    }
+
+    /// The same check, refusing tokens whose session is in `revoked` (authd's own: the set it
+    /// keeps up to date from its database).
+    pub fn revoking(self, revoked: Arc<RevokedSet>) -> Self {
+        Self {
+            revoked: Some(revoked),
             ..self
         }
     }
@@ -103,13 +117,26 @@ impl TokenCheck {
             PresentedToken::Conflicting if self.strict => Err(Refusal::BadRequest),
             PresentedToken::Conflicting => Err(Refusal::Invalid),
             PresentedToken::Token(token) => {
-                self.keys
+                let claims = self
+                    .keys
                     .verify(&token, tokens::now())
                     .map_err(|e| match e {
                         VerifyError::Expired => Refusal::Expired,
                         VerifyError::Invalid => Refusal::Invalid,
-                    })
+                    })?;
+                self.not_revoked(claims)
             }
+        }
+    }
+
+    /// The claims of a verified token, unless its session has ended: a lookup in memory, never
+    /// the database. A token without `sid` (another library's) belongs to no session.
+    pub(crate) fn not_revoked(&self, claims: Claims) -> Result<Claims, Refusal> {
+        match (&self.revoked, claims.sid.as_deref()) {
+            (Some(revoked), Some(sid)) if revoked.is_revoked(sid, claims.iat) => {
+                Err(Refusal::Invalid)
+            }
+            _ => Ok(claims),
         }
     }
 

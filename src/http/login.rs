@@ -153,24 +153,37 @@ async fn judge(
     }
     let now = tokens::now();
     // The throttle's forgiveness and the new session: one transaction, one commit.
-    let refresh_token = state
+    let started = state
         .sessions
         .start_after(&state.throttle, &attempt, &username, now)
         .await?;
-    token_response(&state, &username, refresh_token.0, now)
+    token_response(
+        &state,
+        &username,
+        &started.sid,
+        started.refresh_token.0,
+        now,
+    )
 }
 
-/// The answer to a login or a refresh: a new access token beside `refresh_token`, not cacheable.
+/// The answer to a login or a refresh: a new access token of the session `sid` beside
+/// `refresh_token`, not cacheable.
 pub(super) fn token_response(
     state: &AppState,
     username: &str,
+    sid: &str,
     refresh_token: String,
     now: i64,
 ) -> Result<Response, ApiError> {
     let issued = state
         .check
         .keys()
-        .issue_in_groups(username, state.users.load().groups_of(username), now)
+        .issue_in_session(
+            username,
+            state.users.load().groups_of(username),
+            Some(sid),
+            now,
+        )
         .map_err(|e| ApiError::Internal(Cause::new("cannot sign a token", &e)))?;
     let mut res = json(
         StatusCode::OK,

@@ -22,8 +22,9 @@ use super::json::{MessageResponse, static_json};
         (status = 403, description = "No token (`Token is missing!`), or one that is not valid: \
             bad signature, another algorithm than HS256, expired, no `exp`, not yet valid, \
             further ahead than the token lifetime, an empty subject or `sub` and `user` that \
-            differ, wrong issuer or audience, a query token and a Bearer token that differ, or \
-            a `token` parameter or `Authorization` header given twice (`Token is invalid!`).",
+            differ, wrong issuer or audience, issued in a session that has ended (logout, \
+            revocation, reuse detection), a query token and a Bearer token that differ, or a \
+            `token` parameter or `Authorization` header given twice (`Token is invalid!`).",
             body = MessageResponse, example = json!({"message": "Token is invalid!"})),
     ),
 )]

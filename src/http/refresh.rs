@@ -69,6 +69,7 @@ pub(super) async fn refresh(
                 token_response(
                     &state,
                     &rotated.username,
+                    &rotated.sid,
                     rotated.refresh_token.0.clone(),
                     now,
                 )
@@ -93,7 +94,8 @@ pub(super) async fn refresh(
     tag = "sessions",
     summary = "End the session of a refresh token",
     description = "Answers 204 for a known and an unknown token alike (RFC 7009 §2.2). The access \
-        token stays valid until its `exp`. The form body may say `token=` (RFC 7009) instead.",
+        tokens issued in the session end with it, on every instance within a second. The form \
+        body may say `token=` (RFC 7009) instead.",
     request_body(content(
         (RefreshRequest = "application/json"),
         (RefreshRequest = "application/x-www-form-urlencoded"),

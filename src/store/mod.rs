@@ -32,6 +32,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "one row per session",
         include_str!("../../migrations/0002_one_row_per_session.sql"),
     ),
+    (
+        3,
+        "revocations",
+        include_str!("../../migrations/0003_revocations.sql"),
+    ),
 ];
 
 /// Shortest pause between two attempts to apply a missing schema again, so that a schema that
@@ -254,7 +259,7 @@ impl Store {
     }
 
     /// Whether what logins, refreshes and logouts need answers, within the operation timeout:
-    /// both tables exist and take writes now. A missing schema is applied again first.
+    /// their tables exist and take writes now. A missing schema is applied again first.
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self.probe().await {
             Err(StoreError::Database(e)) if schema_missing(&e) => {
@@ -271,7 +276,7 @@ impl Store {
     /// keeps it waiting into the timeout; it changes nothing.
     async fn probe(&self) -> Result<(), StoreError> {
         let probe = async {
-            for table in ["session_families", "login_throttle"] {
+            for table in ["session_families", "login_throttle", "revocations"] {
                 sqlx::query(&format!("DELETE FROM {table} WHERE 1 = 0"))
                     .execute(&self.pool)
                     .await?;

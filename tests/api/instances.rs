@@ -178,7 +178,7 @@ impl Relay {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL (AUTHD_TEST_DATABASE_URL)"]
-async fn postgres_outage_gives_503_keeps_protected_working_and_recovers() {
+async fn postgres_outage_gives_503_keeps_protected_and_revocations_working_and_recovers() {
     let db = TestDb::postgres("postgres_outage").await;
     let mut url = reqwest::Url::parse(&db.url).unwrap();
     let upstream: SocketAddr =
@@ -194,6 +194,8 @@ async fn postgres_outage_gives_503_keeps_protected_working_and_recovers() {
     })
     .await;
     let tokens = app.tokens().await;
+    let ended = app.tokens().await;
+    assert_eq!(app.logout(&ended.refresh_token).await.status(), 204);
 
     relay.cut().await;
     assert_message(
@@ -208,6 +210,13 @@ async fn postgres_outage_gives_503_keeps_protected_working_and_recovers() {
         app.protected_with_query(&tokens.token).await,
         200,
         "This is a protected route.",
+    )
+    .await;
+    // The revocations held in memory keep working without the database.
+    assert_message(
+        app.protected_with_query(&ended.token).await,
+        403,
+        "Token is invalid!",
     )
     .await;
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();
@@ -240,4 +249,57 @@ async fn postgres_outage_gives_503_keeps_protected_working_and_recovers() {
     // The refresh token was not spent by the failed attempts.
     assert_eq!(app.refresh(&tokens.refresh_token).await.status(), 200);
     assert_eq!(app.login(USER, PASSWORD).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL (AUTHD_TEST_DATABASE_URL)"]
+async fn an_instance_cut_off_from_postgres_learns_the_revocations_made_meanwhile_once_back() {
+    let db = TestDb::postgres("revocations_after_an_outage").await;
+    let mut url = reqwest::Url::parse(&db.url).unwrap();
+    let upstream: SocketAddr =
+        format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432))
+            .parse()
+            .expect("AUTHD_TEST_DATABASE_URL with an IP host, e.g. 127.0.0.1");
+    let mut relay = Relay::start(upstream).await;
+    url.set_port(Some(relay.addr.port())).unwrap();
+    let relayed = url.to_string();
+    let cut_off = spawn_app_on(&db, move |c, _| {
+        c.database_url = relayed.into();
+        c.store.op_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let other = spawn_app_on(&db, |_, _| {}).await;
+    let tokens = other.tokens().await;
+    assert_eq!(
+        cut_off.protected_with_query(&tokens.token).await.status(),
+        200
+    );
+
+    relay.cut().await;
+    assert_eq!(other.logout(&tokens.refresh_token).await.status(), 204);
+    assert_eq!(
+        other.protected_with_query(&tokens.token).await.status(),
+        403
+    );
+    // What the README says: unknown to the instance that cannot read the table...
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        cut_off.protected_with_query(&tokens.token).await.status(),
+        200
+    );
+
+    // ... until it can again: its next read goes back to before the outage (bounded wait: the
+    // pool reconnects on its next use).
+    relay.restore().await;
+    let back = std::time::Instant::now();
+    loop {
+        if cut_off.protected_with_query(&tokens.token).await.status() == 403 {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "the revocation made during the outage is still unknown 10 s after it ended"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

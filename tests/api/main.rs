@@ -31,6 +31,7 @@ mod openapi;
 mod postman;
 mod proxy_servers;
 mod refresh;
+mod revocation;
 mod rotation;
 mod schemathesis;
 mod sessions;

@@ -2,8 +2,10 @@
 //! rotation, reuse, expiry, revocation, listing, cleanup, and atomic counting, each on SQLite and
 //! on PostgreSQL.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use authd::revocations::{Revocations, RevokedSet};
 use authd::sessions::{SessionError, SessionSettings, Sessions};
 use authd::store::{Store, StoreOptions};
 use authd::throttle::{Throttle, ThrottleError, ThrottleSettings};
@@ -36,6 +38,7 @@ async fn throttle(db: &TestDb, settings: ThrottleSettings) -> Throttle {
 }
 
 on_both_engines!(
+    a_session_ended_by_its_sid_is_revoked_in_memory_and_for_whoever_reads_the_table,
     rotation_spends_the_token_and_reuse_revokes_the_family,
     refresh_token_expires_after_its_ttl_and_the_session_after_its_lifetime,
     revoked_sessions_stay_revoked_and_other_sessions_live_on,
@@ -47,7 +50,7 @@ on_both_engines!(
 
 async fn rotation_spends_the_token_and_reuse_revokes_the_family(db: TestDb) {
     let s = sessions(&db).await;
-    let first = s.start("alice", T0).await.unwrap();
+    let first = s.start("alice", T0).await.unwrap().refresh_token;
     let second = s.rotate(&first.0, T0 + 60).await.unwrap();
     assert_eq!(second.username, "alice");
     assert_ne!(second.refresh_token.0, first.0);
@@ -68,13 +71,13 @@ async fn rotation_spends_the_token_and_reuse_revokes_the_family(db: TestDb) {
 async fn refresh_token_expires_after_its_ttl_and_the_session_after_its_lifetime(db: TestDb) {
     let s = sessions(&db).await;
     // Unused for longer than the refresh TTL: gone.
-    let idle = s.start("alice", T0).await.unwrap();
+    let idle = s.start("alice", T0).await.unwrap().refresh_token;
     assert!(matches!(
         s.rotate(&idle.0, T0 + 14 * DAY).await,
         Err(SessionError::Invalid)
     ));
     // Used just in time: fine, and each refresh buys another TTL ...
-    let mut token = s.start("alice", T0).await.unwrap().0;
+    let mut token = s.start("alice", T0).await.unwrap().refresh_token.0;
     let mut now = T0;
     for _ in 0..2 {
         now += 14 * DAY - 1;
@@ -96,11 +99,62 @@ async fn refresh_token_expires_after_its_ttl_and_the_session_after_its_lifetime(
     ));
 }
 
+async fn a_session_ended_by_its_sid_is_revoked_in_memory_and_for_whoever_reads_the_table(
+    db: TestDb,
+) {
+    let hold = Duration::from_secs(1830);
+    let set = Arc::new(RevokedSet::new(1000, hold));
+    let plain = sessions(&db).await;
+    let s = plain
+        .clone()
+        .with_revocations(Revocations::new(plain.store().clone(), hold).held_in(Arc::clone(&set)));
+    let ended = s.start("alice", T0).await.unwrap();
+    let other = s.start("alice", T0 + 1).await.unwrap();
+    assert_ne!(ended.sid, other.sid);
+    assert!(!set.is_revoked(&ended.sid, Some(T0)));
+
+    assert!(s.end_by_id(&ended.sid, T0 + 2).await.unwrap());
+    assert!(set.is_revoked(&ended.sid, Some(T0)));
+    assert!(!set.is_revoked(&other.sid, Some(T0 + 1)));
+    assert!(matches!(
+        s.rotate(&ended.refresh_token.0, T0 + 3).await,
+        Err(SessionError::Invalid)
+    ));
+    assert!(
+        !s.end_by_id(&ended.sid, T0 + 3).await.unwrap(),
+        "ended already"
+    );
+    assert!(!s.end_by_id("not a sid", T0 + 3).await.unwrap());
+
+    // Another instance, loading the table, knows it too; the other session goes on.
+    let elsewhere = Arc::new(RevokedSet::new(1000, hold));
+    Revocations::new(plain.store().clone(), hold)
+        .held_in(Arc::clone(&elsewhere))
+        .load(T0 + 4)
+        .await
+        .unwrap();
+    assert!(elsewhere.is_revoked(&ended.sid, Some(T0)));
+    assert!(!elsewhere.is_revoked(&other.sid, Some(T0 + 1)));
+    assert_eq!(
+        s.rotate(&other.refresh_token.0, T0 + 5).await.unwrap().sid,
+        other.sid
+    );
+    // Gone from the table once its tokens have expired.
+    assert_eq!(
+        plain
+            .revocations()
+            .remove_expired(T0 + 2 + 1830, 100)
+            .await
+            .unwrap(),
+        1
+    );
+}
+
 async fn revoked_sessions_stay_revoked_and_other_sessions_live_on(db: TestDb) {
     let s = sessions(&db).await;
-    let a1 = s.start("alice", T0).await.unwrap();
-    let a2 = s.start("alice", T0 + 1).await.unwrap();
-    let b = s.start("bob", T0 + 2).await.unwrap();
+    let a1 = s.start("alice", T0).await.unwrap().refresh_token;
+    let a2 = s.start("alice", T0 + 1).await.unwrap().refresh_token;
+    let b = s.start("bob", T0 + 2).await.unwrap().refresh_token;
 
     assert_eq!(s.list(None, T0 + 3).await.unwrap().len(), 3);
     assert!(s.revoke(&a1.0, T0 + 3).await.unwrap());
@@ -129,13 +183,13 @@ async fn revoked_sessions_stay_revoked_and_other_sessions_live_on(db: TestDb) {
 async fn cleanup_deletes_expired_rows_and_keeps_live_ones(db: TestDb) {
     let s = sessions(&db).await;
     let t = throttle(&db, ThrottleSettings::default()).await;
-    let old = s.start("alice", T0).await.unwrap();
+    let old = s.start("alice", T0).await.unwrap().refresh_token;
     s.rotate(&old.0, T0 + 10).await.unwrap();
     t.begin("alice", "192.0.2.1".parse().unwrap(), T0)
         .await
         .unwrap();
     // A session started later is still live when the first one has expired.
-    let live = s.start("bob", T0 + 10 * DAY).await.unwrap();
+    let live = s.start("bob", T0 + 10 * DAY).await.unwrap().refresh_token;
 
     assert_eq!(s.remove_expired(T0 + DAY, 1000).await.unwrap(), 0);
     let later = T0 + 15 * DAY;
@@ -148,7 +202,7 @@ async fn cleanup_deletes_expired_rows_and_keeps_live_ones(db: TestDb) {
 
 async fn concurrent_rotations_of_one_token_let_exactly_one_through(db: TestDb) {
     let s = sessions(&db).await;
-    let token = s.start("alice", T0).await.unwrap().0;
+    let token = s.start("alice", T0).await.unwrap().refresh_token.0;
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let s = s.clone();

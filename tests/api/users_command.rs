@@ -133,6 +133,32 @@ async fn refresh_token(app: &Binary, user: &str, password: &str) -> String {
     body["refresh_token"].as_str().unwrap().to_owned()
 }
 
+/// Logs in and returns the access token and the refresh token.
+async fn both_tokens(app: &Binary, user: &str, password: &str) -> (String, String) {
+    let res = app.login(user, password).await;
+    assert_eq!(res.status(), 200, "login {user}");
+    let body: serde_json::Value = res.json().await.unwrap();
+    let token = |name: &str| body[name].as_str().unwrap().to_owned();
+    (token("token"), token("refresh_token"))
+}
+
+/// Waits (bounded: 3 s) until `/protected` refuses `token`; asserts it took under a second.
+async fn refused_within_a_second(app: &Binary, token: &str) {
+    let since = std::time::Instant::now();
+    while app.bearer_status(&app.url("/protected"), token).await != 403 {
+        assert!(
+            since.elapsed() < Duration::from_secs(3),
+            "the access token still works 3 s after its sessions ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        since.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        since.elapsed()
+    );
+}
+
 async fn refresh_status(app: &Binary, token: &str) -> u16 {
     let res = app
         .client
@@ -147,15 +173,22 @@ async fn refresh_status(app: &Binary, token: &str) -> u16 {
 #[tokio::test]
 async fn a_user_removed_with_authd_users_remove_can_neither_log_in_nor_refresh() {
     let app = start_with(&[("alice", "alice-pw"), ("bob", "bob-pw")]).await;
-    let bobs = refresh_token(&app, "bob", "bob-pw").await;
-    let alices = refresh_token(&app, "alice", "alice-pw").await;
+    let (bobs_access, bobs) = both_tokens(&app, "bob", "bob-pw").await;
+    let (alices_access, alices) = both_tokens(&app, "alice", "alice-pw").await;
     let before = count(&app, RELOADED);
     let (ok, out, err) = authd(app.dir.path(), &["users", "remove", "bob"], "").await;
     assert!(ok, "{out}{err}");
     assert!(err.contains("authd: database "), "{err}");
     assert!(out.contains("revoked 1 session of bob"), "{out}");
-    // The session is gone from the database before the command returns.
+    // The session is gone from the database before the command returns, and its access token
+    // is refused within a second.
     assert_eq!(refresh_status(&app, &bobs).await, 401);
+    refused_within_a_second(&app, &bobs_access).await;
+    assert_eq!(
+        app.bearer_status(&app.url("/protected"), &alices_access)
+            .await,
+        200
+    );
     wait_for_more(&app, RELOADED, before).await;
     assert_eq!(app.login("bob", "bob-pw").await.status(), 401);
     assert_eq!(app.login("alice", "alice-pw").await.status(), 200);
@@ -165,6 +198,7 @@ async fn a_user_removed_with_authd_users_remove_can_neither_log_in_nor_refresh()
     assert!(ok, "{out}{err}");
     assert!(out.contains("revoked 2 sessions of alice"), "{out}");
     assert_eq!(refresh_status(&app, &alices).await, 401);
+    refused_within_a_second(&app, &alices_access).await;
     wait_for_more(&app, RELOADED, before).await;
     assert_eq!(app.login("alice", "alice-pw").await.status(), 401);
     assert_eq!(app.login("alice", "new-pw").await.status(), 200);
