@@ -125,7 +125,13 @@ impl Application {
         let store = Store::open(config.database_url.expose_secret(), &config.store).await?;
         tracing::info!(backend = ?store.backend(), "database ready");
         let sessions = Sessions::new(store.clone(), config.sessions.clone());
-        let throttle = Throttle::new(store, config.throttle.clone(), config.secret_bytes());
+        // Every key the tokens verify with: instances mid-rotation share counts and bans.
+        let throttle = Throttle::with_previous(
+            store,
+            config.throttle.clone(),
+            config.secret_bytes(),
+            &config.previous_secret_bytes(),
+        );
         let state = AppState::new(http::Shared {
             check: http::TokenCheck::new(Arc::new(keys), config.strict)
                 .counted_in(Arc::clone(&metrics)),
