@@ -41,6 +41,7 @@ mod strict;
 mod throttle;
 mod tls;
 mod tokens;
+mod transition;
 mod users_command;
 mod users_file;
 mod verify;
