@@ -404,8 +404,10 @@ pub struct ServeArgs {
     /// Reverse proxies whose X-Forwarded-For is believed: IPs and CIDRs, comma-separated.
     #[arg(long, global = true, env = "AUTHD_TRUSTED_PROXIES")]
     pub trusted_proxies: Option<String>,
-    /// Previous secrets, still accepted for the tokens they signed until those expire (during a
-    /// key rotation). Comma-separated, or the flag repeated; each is checked like the secret.
+    /// Verify-only secrets: they never sign, but tokens they signed are accepted. During a key
+    /// rotation: first the next key (so that instances not yet switched accept the tokens of
+    /// those that are), then the previous one until its tokens expire. Login counters are kept
+    /// under each too. Comma-separated, or the flag repeated; each is checked like the secret.
     #[arg(
         long,
         global = true,
@@ -414,7 +416,7 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub secret_key_previous: Vec<SecretString>,
-    /// File holding the previous secrets, one a line (blank lines and `#` comments ignored);
+    /// File holding the verify-only secrets, one a line (blank lines and `#` comments ignored);
     /// instead of --secret-key-previous.
     #[arg(long, global = true, env = "AUTHD_SECRET_KEY_PREVIOUS_FILE")]
     pub secret_key_previous_file: Option<PathBuf>,
