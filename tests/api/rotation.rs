@@ -342,7 +342,7 @@ async fn two_instances_rotate_their_key_through_files_and_refuse_no_token(db: Te
         let live = |kid: &str| kid == new_kid;
         every_token_works_everywhere(&instances, &mut clients, live, &moment).await;
     }
-    for (token, kid) in clients.access.iter().filter(|(_, kid)| *kid == old_kid) {
+    for (token, _) in clients.access.iter().filter(|(_, kid)| *kid == old_kid) {
         for instance in &instances {
             let app = instance.app();
             assert_eq!(app.bearer_status(&app.url("/protected"), token).await, 403);
