@@ -159,7 +159,7 @@ impl Throttle {
     /// The attempt waits at both gates (the address's, then the user's) and is then counted for
     /// both in one transaction: one commit, the rows locked in the order every transaction here
     /// takes them (address, then user, as a success does too; within each, one row per key in
-    /// the order of [`Throttle::rows`], the same on every instance), so that concurrent logins
+    /// sorted order of their digests, the same on every instance), so that concurrent logins
     /// on PostgreSQL cannot deadlock.
     pub async fn begin(
         &self,
