@@ -1084,7 +1084,8 @@ fn read_secret_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
 /// The token keys another service needs to check authd's tokens exactly as authd does, built
 /// from the same settings authd reads, checked the same way: `AUTHD_SECRET_KEY` or
 /// `AUTHD_SECRET_KEY_FILE`, `AUTHD_SECRET_KEY_PREVIOUS` or `AUTHD_SECRET_KEY_PREVIOUS_FILE`,
-/// `AUTHD_TOKEN_TTL`, `AUTHD_ISSUER` and `AUTHD_AUDIENCE`, from the environment (load a `.env`
+/// `AUTHD_TOKEN_TTL`, `AUTHD_ISSUER`, `AUTHD_AUDIENCE` and `AUTHD_ACCEPT_MISSING_CLAIMS_UNTIL`,
+/// from the environment (load a `.env`
 /// first with [`load_env_file`] if the service keeps its settings there).
 pub fn token_keys_from_env() -> Result<TokenKeys, ConfigError> {
     let cli = Cli::try_parse_from(["authd"]).map_err(|e| {
