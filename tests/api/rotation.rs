@@ -2,11 +2,13 @@
 //! swapping the keys across a restart keeps every live token valid; two instances sharing a
 //! database rotate through their key files, one restart at a time, and refuse no token.
 
+use std::time::Duration;
+
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::SecretSlice;
 
 use crate::helpers::{
-    Binary, SECRET, TestApp, TestDb, now, password_hash, run_to_exit, spawn_app_with,
+    Binary, SECRET, TestApp, TestDb, now, password_hash, run_bounded, run_to_exit, spawn_app_with,
 };
 use crate::on_both_engines;
 
@@ -179,8 +181,8 @@ async fn a_weak_previous_key_is_refused_at_start() {
     assert!(!stderr.contains(OLD), "{stderr}");
 }
 
-/// One instance of a deployment: its own folder holding its `secret` and `previous` files (as
-/// `/etc/authd` on its host), the users file and database shared with the other instances.
+/// One instance of a deployment: its own folder holding its `secret`, `previous-keys` and
+/// `next-key` files (as `/etc/authd` on its host), and a users file; the database is shared.
 struct Instance {
     files: tempfile::TempDir,
     app: Option<Binary>,
@@ -197,15 +199,38 @@ impl Instance {
         Instance { files, app: None }
     }
 
-    /// Writes the key files: `current` signs, `previous` (one a line) only verify.
-    fn keys(&self, current: &str, previous: &[&str]) {
-        std::fs::write(self.files.path().join("secret"), format!("{current}\n")).unwrap();
-        let mut list = String::from("# verify-only keys, one a line\n");
-        for key in previous {
-            list.push_str(key);
-            list.push('\n');
-        }
-        std::fs::write(self.files.path().join("previous"), list).unwrap();
+    /// Runs the guide's shell block `name` on this instance's folder: `/etc/authd/` is the
+    /// folder, `sudo` is left out, and the restart it ends with is left to the caller.
+    async fn run_guide(&self, name: &str) {
+        let block = guide_block(name);
+        let folder = format!("{}/", self.files.path().display());
+        let restart = "systemctl restart authd";
+        let script: Vec<String> = block
+            .lines()
+            .filter(|line| !line.contains(restart))
+            .map(|line| line.replace("sudo ", "").replace("/etc/authd/", &folder))
+            .collect();
+        let restarts = block.lines().filter(|l| l.contains(restart)).count();
+        let expected = usize::from(name != "rotation-setup");
+        assert_eq!(restarts, expected, "{name}: {block}");
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.arg("-e")
+            .arg("-c")
+            .arg(script.join("\n"))
+            .current_dir(self.files.path());
+        let (ok, output) = run_bounded(cmd, Duration::from_secs(30)).await;
+        assert!(ok, "{name} failed: {output}");
+    }
+
+    /// The keys the instance's files now hold: (the secret, the verify-only ones).
+    fn keys(&self) -> (String, Vec<String>) {
+        let read = |name: &str| std::fs::read_to_string(self.files.path().join(name)).unwrap();
+        let previous = read("previous-keys")
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect();
+        (read("secret").trim_end().to_owned(), previous)
     }
 
     /// Stops the instance (if it runs) and starts it again on its files.
@@ -214,7 +239,7 @@ impl Instance {
             assert!(app.terminate().await.success());
         }
         let path = |name: &str| self.files.path().join(name).display().to_string();
-        let (secret, previous, users) = (path("secret"), path("previous"), path("users"));
+        let (secret, previous, users) = (path("secret"), path("previous-keys"), path("users"));
         self.app = Some(
             Binary::start(
                 &[],
@@ -232,6 +257,26 @@ impl Instance {
     fn app(&self) -> &Binary {
         self.app.as_ref().unwrap()
     }
+}
+
+/// The fenced block after `<!-- tested: NAME -->` in docs/deploy.md, its lines unindented (the
+/// rotation's blocks sit in a numbered list).
+fn guide_block(name: &str) -> String {
+    let guide =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/deploy.md")).unwrap();
+    let marker = format!("<!-- tested: {name} -->");
+    let after = guide
+        .split_once(&marker)
+        .unwrap_or_else(|| panic!("no {marker} in docs/deploy.md"))
+        .1;
+    let mut lines = after.lines().map(str::trim).skip_while(|l| l.is_empty());
+    assert_eq!(
+        lines.next(),
+        Some("```sh"),
+        "{name}: a sh block after the marker"
+    );
+    let body: Vec<&str> = lines.take_while(|l| *l != "```").collect();
+    body.join("\n")
 }
 
 /// What the clients hold: every access token minted so far (with the key it names), and one
@@ -292,8 +337,8 @@ async fn every_token_works_everywhere(
 
 on_both_engines!(two_instances_rotate_their_key_through_files_and_refuse_no_token);
 
-/// The procedure of docs/deploy.md, "Key rotation across instances", on two real instances
-/// sharing one database, restarted one at a time: after each restart, every token either
+/// The procedure of docs/deploy.md, "Key rotation across instances", its shell blocks read out of
+/// the guide and run on two real instances sharing one database, restarted one at a time: after each restart, every token either
 /// instance minted opens `/protected` and `/verify` on the other, and every session refreshes.
 async fn two_instances_rotate_their_key_through_files_and_refuse_no_token(db: TestDb) {
     let (old, new) = (OLD, SECRET);
@@ -301,14 +346,19 @@ async fn two_instances_rotate_their_key_through_files_and_refuse_no_token(db: Te
     let mut instances = [Instance::new(), Instance::new()];
     let mut clients = Clients::default();
     for instance in &mut instances {
-        instance.keys(old, &[]);
+        // Deployed before the rotation: the old key, and the new one copied to the host.
+        std::fs::write(instance.files.path().join("secret"), format!("{old}\n")).unwrap();
+        std::fs::write(instance.files.path().join("next-key"), format!("{new}\n")).unwrap();
+        instance.run_guide("rotation-setup").await;
+        assert_eq!(instance.keys(), (old.to_owned(), vec![]));
         instance.restart(&db.url).await;
     }
     every_token_works_everywhere(&instances, &mut clients, |_| true, "before").await;
 
     // Step 1: the new key, verify-only, everywhere; one instance at a time.
     for i in 0..2 {
-        instances[i].keys(old, &[new]);
+        instances[i].run_guide("rotation-step-1").await;
+        assert_eq!(instances[i].keys(), (old.to_owned(), vec![new.to_owned()]));
         instances[i].restart(&db.url).await;
         let moment = format!("step 1, instance {i} restarted");
         every_token_works_everywhere(&instances, &mut clients, |_| true, &moment).await;
@@ -318,7 +368,8 @@ async fn two_instances_rotate_their_key_through_files_and_refuse_no_token(db: Te
     // Step 2: the new key signs, the old one only verifies; one instance at a time. Between the
     // two restarts, each instance signs with a key the other only verifies with.
     for i in 0..2 {
-        instances[i].keys(new, &[old]);
+        instances[i].run_guide("rotation-step-2").await;
+        assert_eq!(instances[i].keys(), (new.to_owned(), vec![old.to_owned()]));
         instances[i].restart(&db.url).await;
         let moment = format!("step 2, instance {i} restarted");
         every_token_works_everywhere(&instances, &mut clients, |_| true, &moment).await;
@@ -336,7 +387,9 @@ async fn two_instances_rotate_their_key_through_files_and_refuse_no_token(db: Te
     // Step 3: the old key dropped (the wait is not run here: the tokens it signed would then be
     // expired; they are checked below to be refused, which is why the wait is needed).
     for i in 0..2 {
-        instances[i].keys(new, &[]);
+        instances[i].run_guide("rotation-step-3").await;
+        assert_eq!(instances[i].keys(), (new.to_owned(), vec![]));
+        assert!(!instances[i].files.path().join("next-key").exists());
         instances[i].restart(&db.url).await;
         let moment = format!("step 3, instance {i} restarted");
         let live = |kid: &str| kid == new_kid;
