@@ -1010,11 +1010,15 @@ fn parse_transition_end(value: &str, now: i64) -> Result<i64, ConfigError> {
             "more than 24h ahead; tokens live at most a day, so the transition needs no more: use the time the last instance gets the issuer/audience plus one AUTHD_TOKEN_TTL and 30s",
         ));
     }
+    let shown_until = chrono::DateTime::from_timestamp(until, 0)
+        .map_or_else(|| until.to_string(), |t| t.to_rfc3339());
     if until <= now {
-        tracing::warn!("{NAME} is past: tokens without iss/aud are refused; remove the setting");
+        tracing::warn!(
+            "{NAME} is past ({shown_until}): tokens without iss/aud are refused; remove the setting"
+        );
     } else {
         tracing::warn!(
-            "until {NAME}, tokens without iss/aud are accepted (a wrong iss/aud never is)"
+            "until {shown_until} ({NAME}), tokens without iss/aud are accepted (a wrong iss/aud never is)"
         );
     }
     Ok(until)

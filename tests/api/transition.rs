@@ -111,6 +111,13 @@ async fn turning_on_issuer_audience_and_strict_mode_with_a_transition_logs_no_on
     let mut settings = strict.to_vec();
     settings.push(("AUTHD_ACCEPT_MISSING_CLAIMS_UNTIL", until.as_str()));
     let after = start(&secret, &db, &users, &settings).await;
+    assert!(
+        after
+            .output()
+            .contains("tokens without iss/aud are accepted"),
+        "{}",
+        after.output()
+    );
     assert_eq!(
         after
             .bearer_status(&after.url("/protected"), &old_token)
