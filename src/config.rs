@@ -119,6 +119,10 @@ pub mod ranges {
         min: 1_000,
         max: 10_000_000,
     };
+    /// `AUTHD_ACCEPT_MISSING_CLAIMS_UNTIL`: how far ahead of the start the time may be. A token
+    /// lives at most a day ([`TOKEN_TTL`]), so a day covers the tokens issued before an issuer or
+    /// audience was turned on; further ahead, the transition would become a standing exception.
+    pub const ACCEPT_MISSING_CLAIMS_AHEAD: Duration = Duration::from_secs(DAY);
     /// `AUTHD_ACCESS_LOG_RATE`: request lines a second (0: none).
     pub const ACCESS_LOG_RATE: Bounds<u64> = Bounds {
         min: 0,
@@ -280,6 +284,16 @@ pub struct ServeArgs {
     /// Audience (`aud`) put in tokens and required of them.
     #[arg(long, global = true, env = "AUTHD_AUDIENCE")]
     pub audience: Option<String>,
+    /// Until this RFC 3339 time (`2026-12-05T09:00:00Z`), accept tokens that lack `iss` or `aud`
+    /// (a wrong one never), so that turning on AUTHD_ISSUER/AUTHD_AUDIENCE logs no one out; at
+    /// most 24h ahead. Issued tokens carry them at once.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHD_ACCEPT_MISSING_CLAIMS_UNTIL",
+        value_name = "TIME"
+    )]
+    pub accept_missing_claims_until: Option<String>,
     /// Try it out: the tutorial's user `user` / `password`, a random secret unless one is given,
     /// loopback addresses only.
     #[arg(long, global = true, env = "AUTHD_DEMO", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
@@ -404,8 +418,10 @@ pub struct ServeArgs {
     /// Reverse proxies whose X-Forwarded-For is believed: IPs and CIDRs, comma-separated.
     #[arg(long, global = true, env = "AUTHD_TRUSTED_PROXIES")]
     pub trusted_proxies: Option<String>,
-    /// Previous secrets, still accepted for the tokens they signed until those expire (during a
-    /// key rotation). Comma-separated, or the flag repeated; each is checked like the secret.
+    /// Verify-only secrets: they never sign, but tokens they signed are accepted. During a key
+    /// rotation: first the next key (so that instances not yet switched accept the tokens of
+    /// those that are), then the previous one until its tokens expire. Login counters are kept
+    /// under each too. Comma-separated, or the flag repeated; each is checked like the secret.
     #[arg(
         long,
         global = true,
@@ -414,7 +430,7 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub secret_key_previous: Vec<SecretString>,
-    /// File holding the previous secrets, one a line (blank lines and `#` comments ignored);
+    /// File holding the verify-only secrets, one a line (blank lines and `#` comments ignored);
     /// instead of --secret-key-previous.
     #[arg(long, global = true, env = "AUTHD_SECRET_KEY_PREVIOUS_FILE")]
     pub secret_key_previous_file: Option<PathBuf>,
@@ -541,12 +557,24 @@ impl ServeArgs {
             .collect()
     }
 
-    /// Token lifetime, issuer and audience.
+    /// Token lifetime, issuer and audience, and the end of the transition to them.
     fn token_settings(&self) -> Result<TokenSettings, ConfigError> {
+        let issuer = self.issuer.clone().filter(|s| !s.is_empty());
+        let audience = self.audience.clone().filter(|s| !s.is_empty());
+        let accept_missing_claims_until = match self.accept_missing_claims_until.as_deref() {
+            Some(v) if !v.trim().is_empty() => {
+                if issuer.is_none() && audience.is_none() {
+                    return Err(ConfigError::MissingClaimsWithoutClaims);
+                }
+                Some(parse_transition_end(v, crate::tokens::now())?)
+            }
+            _ => None,
+        };
         Ok(TokenSettings {
             ttl: parse_duration("AUTHD_TOKEN_TTL", &self.token_ttl, ranges::TOKEN_TTL)?,
-            issuer: self.issuer.clone().filter(|s| !s.is_empty()),
-            audience: self.audience.clone().filter(|s| !s.is_empty()),
+            issuer,
+            audience,
+            accept_missing_claims_until,
         })
     }
 
@@ -746,6 +774,21 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+    /// A time does not parse or is out of range.
+    #[error("{name} `{value}`: {reason}")]
+    BadTime {
+        /// The variable.
+        name: &'static str,
+        /// Its value (cut to a few dozen characters).
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A transition to issuer/audience with neither configured.
+    #[error(
+        "AUTHD_ACCEPT_MISSING_CLAIMS_UNTIL is for turning on AUTHD_ISSUER or AUTHD_AUDIENCE, and neither is set: set them, or remove it"
+    )]
+    MissingClaimsWithoutClaims,
     /// AUTHD_FORWARDED_URI_HEADER names no header /verify reads.
     #[error("AUTHD_FORWARDED_URI_HEADER: {0}")]
     BadForwardedUriHeader(#[from] BadForwardedUriHeader),
@@ -966,6 +1009,40 @@ impl Config {
     }
 }
 
+/// `AUTHD_ACCEPT_MISSING_CLAIMS_UNTIL`: an RFC 3339 time, at most
+/// [`ranges::ACCEPT_MISSING_CLAIMS_AHEAD`] after `now`, in seconds since the Unix epoch. A time
+/// already past is accepted (a setting left behind after the transition must not stop a restart)
+/// and changes nothing; it is named in a warning.
+fn parse_transition_end(value: &str, now: i64) -> Result<i64, ConfigError> {
+    const NAME: &str = "AUTHD_ACCEPT_MISSING_CLAIMS_UNTIL";
+    let bad = |reason: &str| ConfigError::BadTime {
+        name: NAME,
+        value: shown(value),
+        reason: reason.to_owned(),
+    };
+    let until = chrono::DateTime::parse_from_rfc3339(value.trim())
+        .map_err(|_| bad("not an RFC 3339 time; use e.g. `2026-12-05T09:00:00Z`"))?
+        .timestamp();
+    let ahead = i64::try_from(ranges::ACCEPT_MISSING_CLAIMS_AHEAD.as_secs()).unwrap_or(i64::MAX);
+    if until > now.saturating_add(ahead) {
+        return Err(bad(
+            "more than 24h ahead; tokens live at most a day, so the transition needs no more: use the time the last instance gets the issuer/audience plus one AUTHD_TOKEN_TTL and 30s",
+        ));
+    }
+    let shown_until = chrono::DateTime::from_timestamp(until, 0)
+        .map_or_else(|| until.to_string(), |t| t.to_rfc3339());
+    if until <= now {
+        tracing::warn!(
+            "{NAME} is past ({shown_until}): tokens without iss/aud are refused; remove the setting"
+        );
+    } else {
+        tracing::warn!(
+            "until {shown_until} ({NAME}), tokens without iss/aud are accepted (a wrong iss/aud never is)"
+        );
+    }
+    Ok(until)
+}
+
 /// `AUTHD_METRICS_LISTEN`: `IP:PORT`, or an IP alone (IPv6 with or without brackets) for
 /// [`DEFAULT_METRICS_PORT`].
 fn parse_metrics_listen(value: &str) -> Option<SocketAddr> {
@@ -1030,7 +1107,8 @@ fn read_secret_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
 /// The token keys another service needs to check authd's tokens exactly as authd does, built
 /// from the same settings authd reads, checked the same way: `AUTHD_SECRET_KEY` or
 /// `AUTHD_SECRET_KEY_FILE`, `AUTHD_SECRET_KEY_PREVIOUS` or `AUTHD_SECRET_KEY_PREVIOUS_FILE`,
-/// `AUTHD_TOKEN_TTL`, `AUTHD_ISSUER` and `AUTHD_AUDIENCE`, from the environment (load a `.env`
+/// `AUTHD_TOKEN_TTL`, `AUTHD_ISSUER`, `AUTHD_AUDIENCE` and `AUTHD_ACCEPT_MISSING_CLAIMS_UNTIL`,
+/// from the environment (load a `.env`
 /// first with [`load_env_file`] if the service keeps its settings there).
 pub fn token_keys_from_env() -> Result<TokenKeys, ConfigError> {
     let cli = Cli::try_parse_from(["authd"]).map_err(|e| {
@@ -1287,6 +1365,44 @@ mod tests {
                 .to_string()
                 .contains(&format!("127.0.0.1:{DEFAULT_METRICS_PORT}"))
         );
+    }
+
+    #[test]
+    fn the_transition_end_is_an_rfc_3339_time_at_most_a_day_ahead() {
+        let now = 1_800_000_000;
+        let at = |secs: i64| {
+            chrono::DateTime::from_timestamp(secs, 0)
+                .unwrap()
+                .to_rfc3339()
+        };
+        assert_eq!(
+            parse_transition_end(&at(now + 3600), now).unwrap(),
+            now + 3600
+        );
+        assert_eq!(
+            parse_transition_end(&at(now + 86_400), now).unwrap(),
+            now + 86_400
+        );
+        // Past: accepted, no effect.
+        assert_eq!(parse_transition_end(&at(now - 1), now).unwrap(), now - 1);
+        // With an offset: the same instant.
+        assert_eq!(
+            parse_transition_end("2027-01-15T10:00:00+02:00", now).unwrap(),
+            parse_transition_end("2027-01-15T08:00:00Z", now).unwrap()
+        );
+        for bad in [
+            at(now + 86_401),
+            "2027-01-15".to_owned(),
+            "2027-01-15 08:00".to_owned(),
+            "tomorrow".to_owned(),
+            "1800003600".to_owned(),
+        ] {
+            let err = parse_transition_end(&bad, now).unwrap_err().to_string();
+            assert!(
+                err.starts_with("AUTHD_ACCEPT_MISSING_CLAIMS_UNTIL `"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

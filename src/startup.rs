@@ -143,7 +143,13 @@ impl Application {
             .then(|| config.database_url.clone());
         let sessions =
             Sessions::new(store.clone(), config.sessions.clone()).with_revocations(revocations);
-        let throttle = Throttle::new(store, config.throttle.clone(), config.secret_bytes());
+        // Every key the tokens verify with: instances mid-rotation share counts and bans.
+        let throttle = Throttle::with_previous(
+            store,
+            config.throttle.clone(),
+            config.secret_bytes(),
+            &config.previous_secret_bytes(),
+        );
         let state = AppState::new(http::Shared {
             check: http::TokenCheck::new(Arc::new(keys), config.strict)
                 .counted_in(Arc::clone(&metrics))

@@ -13,7 +13,10 @@
 //!
 //! Counter keys are HMAC-SHA256 under a key derived from the signing secret: a copy of the
 //! database names no user and no address (plain digests of IPv4 addresses are reversed by trying
-//! them all).
+//! them all). During a key rotation each instance has the current and the previous secrets, and
+//! instances do not agree on which is current: an attempt is counted in the row of every key, and
+//! the rows of one user (or address) are then made equal to the strictest of them, so that
+//! instances mid-rotation share one budget and a ban counted under the old key holds under the new.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -97,6 +100,10 @@ pub enum ThrottleError {
 pub struct Attempt {
     user: Ticket,
     address: Ticket,
+    /// The user's rows in the store, one per key (see [`Throttle::rows`]).
+    user_rows: Vec<String>,
+    /// The address's rows in the store, one per key.
+    address_rows: Vec<String>,
 }
 
 /// Login attempt counters in the store.
@@ -104,7 +111,10 @@ pub struct Attempt {
 pub struct Throttle {
     store: Store,
     settings: ThrottleSettings,
-    key: DerivedKey,
+    /// The current secret's key: it names this instance's gates.
+    current: DerivedKey,
+    /// One key per secret, the current one's too: rows are counted under each.
+    keys: Arc<[DerivedKey]>,
     gates: Arc<Gates>,
 }
 
@@ -112,10 +122,31 @@ impl Throttle {
     /// Counters kept in `store`, keyed with a key derived from `secret` (the signing secret):
     /// instances sharing a database must share the secret too.
     pub fn new(store: Store, settings: ThrottleSettings, secret: &[u8]) -> Self {
+        Self::with_previous(store, settings, secret, &[])
+    }
+
+    /// Counters keyed with the current `secret` and with each `previous` one (the secrets the
+    /// token keys verify with), so that instances that disagree on which secret is current
+    /// (a rotation under way) still share every count and every ban.
+    pub fn with_previous(
+        store: Store,
+        settings: ThrottleSettings,
+        secret: &[u8],
+        previous: &[&[u8]],
+    ) -> Self {
+        let current = DerivedKey::derive(secret, BUCKET_KEY_LABEL);
+        let keys = std::iter::once(current.clone())
+            .chain(
+                previous
+                    .iter()
+                    .map(|s| DerivedKey::derive(s, BUCKET_KEY_LABEL)),
+            )
+            .collect();
         Self {
             store,
             settings,
-            key: DerivedKey::derive(secret, BUCKET_KEY_LABEL),
+            current,
+            keys,
             gates: Arc::default(),
         }
     }
@@ -127,7 +158,8 @@ impl Throttle {
     ///
     /// The attempt waits at both gates (the address's, then the user's) and is then counted for
     /// both in one transaction: one commit, the rows locked in the order every transaction here
-    /// takes them (address, then user, as a success does too), so that concurrent logins
+    /// takes them (address, then user, as a success does too; within each, one row per key in
+    /// sorted order of their digests, the same on every instance), so that concurrent logins
     /// on PostgreSQL cannot deadlock.
     pub async fn begin(
         &self,
@@ -138,10 +170,14 @@ impl Throttle {
         let deadline = Instant::now() + WAIT_LIMIT;
         let address_max = self.settings.address_max;
         let user_max = self.settings.user_max;
+        let address_key = address_key(address);
+        let address_rows = self.rows("address", &address_key);
+        let user_rows = self.rows("user", username);
+        // The gates are this instance's own: the current key's digest names them.
         let address = self
             .gates
             .enter(
-                self.bucket("address", &address_key(address)),
+                self.bucket(&self.current, "address", &address_key),
                 i64::from(address_max),
                 deadline,
             )
@@ -149,7 +185,11 @@ impl Throttle {
             .ok_or(ThrottleError::Busy)?;
         let Some(user) = self
             .gates
-            .enter(self.bucket("user", username), i64::from(user_max), deadline)
+            .enter(
+                self.bucket(&self.current, "user", username),
+                i64::from(user_max),
+                deadline,
+            )
             .await
         else {
             self.gates.not_counted(&address.bucket);
@@ -160,14 +200,17 @@ impl Throttle {
             .bounded(async {
                 let mut tx = self.store.pool().begin().await?;
                 let at_address = self
-                    .count(&mut tx, &address.bucket, address_max, now)
+                    .count_all(&mut tx, &address_rows, address_max, now)
                     .await?;
-                let at_user = match at_address.retry_after {
+                let at_user = match at_address.retry_after(now) {
                     Some(_) => None,
-                    None => Some(self.count(&mut tx, &user.bucket, user_max, now).await?),
+                    None => Some(self.count_all(&mut tx, &user_rows, user_max, now).await?),
                 };
-                if at_user.as_ref().is_some_and(|u| u.retry_after.is_some()) {
-                    take_back(&mut tx, &address.bucket).await?;
+                if at_user
+                    .as_ref()
+                    .is_some_and(|u| u.retry_after(now).is_some())
+                {
+                    take_back_all(&mut tx, &address_rows).await?;
                 }
                 tx.commit().await?;
                 Ok((at_address, at_user))
@@ -186,15 +229,20 @@ impl Throttle {
             .set_known(&address.bucket, known(at_address.failures), |_| 0);
         let Some(at_user) = at_user else {
             self.gates.not_counted(&user.bucket);
-            return Err(limited(&at_address));
+            return Err(limited(&at_address, now));
         };
         self.gates
             .set_known(&user.bucket, known(at_user.failures), |_| 0);
-        if at_user.retry_after.is_some() {
+        if at_user.retry_after(now).is_some() {
             self.gates.taken_back(&address.bucket);
-            return Err(limited(&at_user));
+            return Err(limited(&at_user, now));
         }
-        Ok(Attempt { user, address })
+        Ok(Attempt {
+            user,
+            address,
+            user_rows,
+            address_rows,
+        })
     }
 
     /// The attempt succeeded: the user's count starts again, and the address is forgiven this
@@ -227,15 +275,18 @@ impl Throttle {
         conn: &mut AnyConnection,
         attempt: &Attempt,
     ) -> Result<(), StoreError> {
-        take_back(conn, &attempt.address.bucket).await?;
-        sqlx::query(
-            "INSERT INTO login_throttle (bucket, window_start, failures, banned_until) \
-             VALUES ($1, 0, 0, 0) \
-             ON CONFLICT (bucket) DO UPDATE SET window_start = 0, failures = 0, banned_until = 0",
-        )
-        .bind(&attempt.user.bucket)
-        .execute(conn)
-        .await?;
+        take_back_all(&mut *conn, &attempt.address_rows).await?;
+        for row in &attempt.user_rows {
+            sqlx::query(
+                "INSERT INTO login_throttle (bucket, window_start, failures, banned_until) \
+                 VALUES ($1, 0, 0, 0) \
+                 ON CONFLICT (bucket) DO UPDATE SET \
+                 window_start = 0, failures = 0, banned_until = 0",
+            )
+            .bind(row)
+            .execute(&mut *conn)
+            .await?;
+        }
         Ok(())
     }
 
@@ -255,8 +306,8 @@ impl Throttle {
         self.store
             .bounded(async {
                 let mut tx = self.store.pool().begin().await?;
-                take_back(&mut tx, &attempt.address.bucket).await?;
-                take_back(&mut tx, &attempt.user.bucket).await?;
+                take_back_all(&mut tx, &attempt.address_rows).await?;
+                take_back_all(&mut tx, &attempt.user_rows).await?;
                 tx.commit().await?;
                 Ok(())
             })
@@ -284,6 +335,49 @@ impl Throttle {
                 Ok(done.rows_affected())
             })
             .await
+    }
+
+    /// Adds one attempt to each of `rows` (the rows of one user or one address, one per key),
+    /// then sets every row that came out less strict than the strictest to its state, in the
+    /// caller's transaction. The strictest is the one banned longest, else the one with the most
+    /// failures, else the one whose window started last (it counts the longest): a ban or a count
+    /// kept under one key holds under every key, and an attempt a ban refuses is added nowhere,
+    /// as with one key. With one key this is one upsert, as before rotations counted.
+    async fn count_all(
+        &self,
+        conn: &mut AnyConnection,
+        rows: &[String],
+        max: u32,
+        now: i64,
+    ) -> Result<Count, StoreError> {
+        let mut counts = Vec::with_capacity(rows.len());
+        for row in rows {
+            counts.push(self.count(&mut *conn, row, max, now).await?);
+        }
+        let strictest = counts
+            .iter()
+            .copied()
+            .max_by_key(|c| (c.banned_until, c.failures, c.window_start))
+            .unwrap_or(Count {
+                failures: 0,
+                window_start: now,
+                banned_until: 0,
+            });
+        for (row, count) in rows.iter().zip(&counts) {
+            if *count != strictest {
+                sqlx::query(
+                    "UPDATE login_throttle SET window_start = $2, failures = $3, \
+                     banned_until = $4 WHERE bucket = $1",
+                )
+                .bind(row)
+                .bind(strictest.window_start)
+                .bind(strictest.failures)
+                .bind(strictest.banned_until)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        Ok(strictest)
     }
 
     /// Adds one attempt to `bucket` in one atomic upsert, in the caller's transaction; refused
@@ -316,7 +410,7 @@ impl Throttle {
                  WHEN login_throttle.window_start <= $2 - $3 THEN 0 \
                  WHEN login_throttle.failures + 1 > $4 THEN $2 + $5 \
                  ELSE 0 END \
-             RETURNING banned_until, failures",
+             RETURNING banned_until, failures, window_start",
         )
         .bind(bucket)
         .bind(now)
@@ -325,34 +419,67 @@ impl Throttle {
         .bind(ban)
         .fetch_one(conn)
         .await?;
-        let banned_until: i64 = row.try_get("banned_until")?;
         Ok(Count {
             failures: row.try_get("failures")?,
-            retry_after: (banned_until > now)
-                .then(|| u64::try_from(banned_until - now).unwrap_or(1).max(1)),
+            window_start: row.try_get("window_start")?,
+            banned_until: row.try_get("banned_until")?,
         })
+    }
+
+    /// The rows counting `value` of `kind` in the store: its bucket under every key, sorted and
+    /// without repeats. Sorted, so that every instance locks them in the same order whatever its
+    /// current key (one with A then B and one with B then A would otherwise deadlock on
+    /// PostgreSQL).
+    fn rows(&self, kind: &str, value: &str) -> Vec<String> {
+        let mut rows: Vec<String> = self
+            .keys
+            .iter()
+            .map(|key| self.bucket(key, kind, value))
+            .collect();
+        rows.sort_unstable();
+        rows.dedup();
+        rows
     }
 
     /// A counter's key: a keyed digest, so that the store holds no usernames (people type
     /// passwords into the username field) and no addresses, not even reversibly.
-    fn bucket(&self, kind: &str, value: &str) -> String {
-        hex(&self.key.mac(format!("{kind}\0{value}").as_bytes()))
+    fn bucket(&self, key: &DerivedKey, kind: &str, value: &str) -> String {
+        hex(&key.mac(format!("{kind}\0{value}").as_bytes()))
     }
 }
 
-/// A bucket's count after [`Throttle::count`] added an attempt to it.
+/// A bucket's row after [`Throttle::count`] added an attempt to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Count {
     /// The count.
     failures: i64,
-    /// Banned for this many seconds (at least 1): the attempt is refused.
-    retry_after: Option<u64>,
+    /// When its window started, seconds since the Unix epoch.
+    window_start: i64,
+    /// Banned until then (seconds since the Unix epoch); 0 or past when not banned.
+    banned_until: i64,
+}
+
+impl Count {
+    /// Banned for this many seconds (at least 1) after `now`: the attempt is refused.
+    fn retry_after(&self, now: i64) -> Option<u64> {
+        (self.banned_until > now)
+            .then(|| u64::try_from(self.banned_until - now).unwrap_or(1).max(1))
+    }
 }
 
 /// The refusal of an attempt that `count` banned.
-fn limited(count: &Count) -> ThrottleError {
+fn limited(count: &Count, now: i64) -> ThrottleError {
     ThrottleError::Limited {
-        retry_after: count.retry_after.unwrap_or(1),
+        retry_after: count.retry_after(now).unwrap_or(1),
     }
+}
+
+/// [`take_back`] on each of `rows`, in order.
+async fn take_back_all(conn: &mut AnyConnection, rows: &[String]) -> Result<(), StoreError> {
+    for row in rows {
+        take_back(&mut *conn, row).await?;
+    }
+    Ok(())
 }
 
 /// Takes one attempt back from the count of `bucket`, in the caller's transaction (the gate is
@@ -667,12 +794,37 @@ mod tests {
             .await
             .unwrap();
         let t = Throttle::new(store.clone(), ThrottleSettings::default(), b"one secret");
-        let b = t.bucket("user", "alice");
+        let b = t.bucket(&t.current, "user", "alice");
         assert_eq!(b.len(), 64);
         assert!(!b.contains("alice"));
-        assert_ne!(b, t.bucket("address", "alice"));
+        assert_ne!(b, t.bucket(&t.current, "address", "alice"));
         assert_ne!(b, crate::store::digest(b"user\0alice"));
+        assert_eq!(t.rows("user", "alice"), vec![b.clone()]);
         let other = Throttle::new(store, ThrottleSettings::default(), b"another secret");
-        assert_ne!(b, other.bucket("user", "alice"));
+        assert_ne!(b, other.bucket(&other.current, "user", "alice"));
+    }
+
+    #[tokio::test]
+    async fn instances_that_disagree_on_the_current_key_count_in_the_same_rows_in_the_same_order() {
+        let store = Store::open(crate::store::MEMORY_DATABASE_URL, &Default::default())
+            .await
+            .unwrap();
+        let settings = ThrottleSettings::default;
+        let a_first = Throttle::with_previous(store.clone(), settings(), b"key a", &[b"key b"]);
+        let b_first = Throttle::with_previous(store.clone(), settings(), b"key b", &[b"key a"]);
+        let a_only = Throttle::new(store.clone(), settings(), b"key a");
+        let rows = a_first.rows("user", "alice");
+        assert_eq!(rows.len(), 2);
+        assert!(rows.is_sorted());
+        assert_eq!(rows, b_first.rows("user", "alice"));
+        assert!(rows.contains(&a_only.rows("user", "alice")[0]));
+        // The gates stay named by each instance's current key.
+        assert_ne!(
+            a_first.bucket(&a_first.current, "user", "alice"),
+            b_first.bucket(&b_first.current, "user", "alice")
+        );
+        // The same secret twice is one row.
+        let twice = Throttle::with_previous(store, settings(), b"key a", &[b"key a"]);
+        assert_eq!(twice.rows("user", "alice").len(), 1);
     }
 }

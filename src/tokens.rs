@@ -107,6 +107,11 @@ pub struct TokenSettings {
     pub issuer: Option<String>,
     /// When set, issued tokens carry it and verified tokens must name it.
     pub audience: Option<String>,
+    /// Until this time (seconds since the Unix epoch), a token that lacks `iss` or `aud` is
+    /// accepted all the same, so that turning on an issuer or an audience does not refuse every
+    /// token issued before (`AUTHD_ACCEPT_MISSING_CLAIMS_UNTIL`). One that carries them must
+    /// still carry the right ones; tokens issued carry them at once. `None`: never.
+    pub accept_missing_claims_until: Option<i64>,
 }
 
 impl Default for TokenSettings {
@@ -115,6 +120,7 @@ impl Default for TokenSettings {
             ttl: Duration::from_secs(30 * 60),
             issuer: None,
             audience: None,
+            accept_missing_claims_until: None,
         }
     }
 }
@@ -184,6 +190,9 @@ pub struct TokenKeys {
     /// The current key first, then the previous ones in the order given.
     verifying: Vec<VerifyingKey>,
     validation: Validation,
+    /// `validation` without `iss` and `aud` required (a wrong one is still refused), used before
+    /// `settings.accept_missing_claims_until`.
+    lenient: Validation,
     settings: TokenSettings,
     /// The latest `exp` accepted, in seconds after `now`: the lifetime plus [`LEEWAY_SECS`].
     max_exp_ahead: i64,
@@ -232,6 +241,10 @@ impl TokenKeys {
             required.push("aud");
         }
         validation.set_required_spec_claims(&required);
+        // jsonwebtoken checks `iss` and `aud` only when they are there; their presence is what
+        // `required` adds.
+        let mut lenient = validation.clone();
+        lenient.set_required_spec_claims(&["exp"]);
         let verifying = std::iter::once(secret)
             .chain(previous.iter().copied())
             .map(|s| {
@@ -251,6 +264,7 @@ impl TokenKeys {
             header,
             verifying,
             validation,
+            lenient,
             settings,
             max_exp_ahead,
         })
@@ -313,7 +327,8 @@ impl TokenKeys {
     /// Verifies `token` at `now`: HS256 only, signature with the key its `kid` names (or any of
     /// ours when it has none), `exp` required and in the future (within [`LEEWAY_SECS`]) but no
     /// further ahead than the configured lifetime (plus the leeway), `nbf` honoured, `iss`/`aud`
-    /// when configured, a subject that is not empty and, when both `sub` and `user` are
+    /// when configured (either may be missing before `settings.accept_missing_claims_until`, never
+    /// wrong), a subject that is not empty and, when both `sub` and `user` are
     /// there, the same in both, and `groups`, when there, a list of at most [`MAX_GROUPS`]
     /// strings that pass [`group_name_problem`].
     ///
@@ -322,8 +337,12 @@ impl TokenKeys {
     /// than `settings.ttl`, so none that claims to is authd's. A service checking authd's tokens
     /// must therefore be given a `ttl` at least authd's `AUTHD_TOKEN_TTL`.
     pub fn verify(&self, token: &str, now: i64) -> Result<Claims, VerifyError> {
+        let validation = match self.settings.accept_missing_claims_until {
+            Some(until) if now < until => &self.lenient,
+            _ => &self.validation,
+        };
         let decode = |key: &VerifyingKey| {
-            jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation).ok()
+            jsonwebtoken::decode::<Claims>(token, &key.decoding, validation).ok()
         };
         let (current, previous) = self.verifying.split_first().ok_or(VerifyError::Invalid)?;
         // The current key first: the usual case costs one decode. A token it signed must not
@@ -507,6 +526,49 @@ mod tests {
         // A token from the plain configuration carries neither and is refused.
         let plain = keys().issue("bob", NOW).unwrap().token;
         assert_eq!(k.verify(&plain, NOW), Err(VerifyError::Invalid));
+    }
+
+    #[test]
+    fn tokens_without_iss_or_aud_pass_until_the_transition_ends_but_wrong_ones_never() {
+        let until = NOW + 3600;
+        let k = TokenKeys::new(
+            SECRET,
+            TokenSettings {
+                issuer: Some("authd".into()),
+                audience: Some("api".into()),
+                accept_missing_claims_until: Some(until),
+                ..TokenSettings::default()
+            },
+        )
+        .unwrap();
+        let exp = until + 600;
+        let token = |claims: serde_json::Value| sign_with(Algorithm::HS256, SECRET, &claims);
+        let before_the_switch = keys().issue("bob", until - 1).unwrap().token;
+        let no_aud = token(serde_json::json!({"sub": "a", "exp": exp, "iss": "authd"}));
+        let no_iss = token(serde_json::json!({"sub": "a", "exp": exp, "aud": "api"}));
+        for t in [&before_the_switch, &no_aud, &no_iss] {
+            assert!(k.verify(t, until - 1).is_ok());
+            // From `until` on, missing is refused.
+            assert_eq!(k.verify(t, until), Err(VerifyError::Invalid));
+        }
+        for wrong in [
+            serde_json::json!({"sub": "a", "exp": exp, "iss": "other"}),
+            serde_json::json!({"sub": "a", "exp": exp, "aud": "other"}),
+            serde_json::json!({"sub": "a", "exp": exp, "aud": ["other"]}),
+            serde_json::json!({"sub": "a", "exp": exp, "iss": "authd", "aud": "other"}),
+            serde_json::json!({"sub": "a", "exp": exp, "iss": 7}),
+        ] {
+            assert_eq!(
+                k.verify(&token(wrong.clone()), until - 600),
+                Err(VerifyError::Invalid),
+                "{wrong}"
+            );
+        }
+        // Issued tokens carry both at once.
+        let issued = k.issue("bob", until - 1).unwrap().token;
+        let c = k.verify(&issued, until + 1).unwrap();
+        assert_eq!(c.iss.as_deref(), Some("authd"));
+        assert_eq!(c.aud, Some(Audience::One("api".into())));
     }
 
     const OLD: &[u8] = b"the-previous-secret-0123456789-abcdefghij";

@@ -132,6 +132,41 @@ fn example_binary() -> std::path::PathBuf {
     dir.join(format!("protected_service{}", std::env::consts::EXE_SUFFIX))
 }
 
+/// The example binary, started in `dir` with nothing but `settings` (authd's own variables) and
+/// a free loopback port; the process (killed when dropped) and its `IP:PORT`, once it listens.
+pub async fn start_example(
+    settings: &[(&str, &str)],
+    dir: &std::path::Path,
+) -> (tokio::process::Child, String) {
+    let port = crate::proxy_servers::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut cmd = tokio::process::Command::new(example_binary());
+    cmd.env_clear()
+        .envs(settings.iter().copied())
+        .env("PROTECTED_SERVICE_LISTEN", &listen)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut example = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("{:?}: {e}", example_binary()));
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(&listen).await.is_ok() {
+            return (example, listen);
+        }
+        if let Ok(Some(status)) = example.try_wait() {
+            let out = example.wait_with_output().await.unwrap();
+            panic!(
+                "the example exited with {status}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the example did not listen within 10 s");
+}
+
 #[tokio::test]
 async fn the_example_reads_authds_own_settings_and_accepts_a_strict_authds_token() {
     // authd as in production: the secret in a file, strict mode with an issuer and an audience.
@@ -149,35 +184,7 @@ async fn the_example_reads_authds_own_settings_and_accepts_a_strict_authds_token
     let token = authd_token(&authd).await;
 
     // The example, given nothing but authd's own settings.
-    let port = crate::proxy_servers::free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut cmd = tokio::process::Command::new(example_binary());
-    cmd.env_clear()
-        .envs(settings)
-        .env("PROTECTED_SERVICE_LISTEN", &listen)
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    let mut example = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("{:?}: {e}", example_binary()));
-    let mut up = false;
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(&listen).await.is_ok() {
-            up = true;
-            break;
-        }
-        if let Ok(Some(status)) = example.try_wait() {
-            let out = example.wait_with_output().await.unwrap();
-            panic!(
-                "the example exited with {status}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(up, "the example did not listen within 10 s");
+    let (_example, listen) = start_example(&settings, dir.path()).await;
     let res = authd
         .client
         .get(format!("http://{listen}/hello"))

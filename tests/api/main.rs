@@ -43,6 +43,7 @@ mod throttle;
 mod tls;
 mod tokens;
 mod traefik;
+mod transition;
 mod users_command;
 mod users_file;
 mod verify;
