@@ -98,6 +98,8 @@ mod tests {
             iss: None,
             aud: None,
             groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            sid: None,
+            auth_time: None,
         }
     }
 

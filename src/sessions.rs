@@ -263,13 +263,71 @@ impl Sessions {
         Ok(token)
     }
 
+    /// Records a successful sign-in from a browser as [`Sessions::start_after`] records a
+    /// login, for a session that ends `lifetime` from `now` (the cookie's absolute lifetime), and
+    /// returns the session's id, which the cookie carries. Its refresh token is made as any
+    /// session's is (so the row is like every other) and thrown away unseen: only its digest is
+    /// stored, and the id is random, so nothing a cookie carries leads to a refresh token.
+    pub async fn start_cookie_session(
+        &self,
+        throttle: &Throttle,
+        attempt: &Attempt,
+        username: &str,
+        now: i64,
+        lifetime: Duration,
+    ) -> Result<String, SessionError> {
+        let (_unseen, new) = self.new_session_for(now, lifetime)?;
+        self.store
+            .bounded(async {
+                let mut tx = self.store.pool().begin().await?;
+                throttle.forgive_in(&mut tx, attempt).await?;
+                self.start_in(&mut tx, username, &new).await?;
+                tx.commit().await?;
+                Ok(())
+            })
+            .await?;
+        throttle.forgiven(attempt);
+        Ok(new.family)
+    }
+
+    /// Ends the session whose id is `id` (a sign-out); whether a live one was ended. An id that
+    /// is not one never reaches the database.
+    pub async fn end_by_id(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        let shaped = id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !shaped {
+            return Ok(false);
+        }
+        self.store
+            .bounded(async {
+                let done = sqlx::query(
+                    "UPDATE session_families SET revoked_at = $1 \
+                     WHERE id = $2 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(id)
+                .execute(self.store.pool())
+                .await?;
+                Ok(done.rows_affected() > 0)
+            })
+            .await
+    }
+
     /// A new session's id, first token and lifetimes, made before its transaction begins.
     fn new_session(&self, now: i64) -> Result<(RefreshToken, NewSession), SessionError> {
+        self.new_session_for(now, self.settings.lifetime)
+    }
+
+    /// [`Sessions::new_session`], for a session that ends `lifetime` from `now`.
+    fn new_session_for(
+        &self,
+        now: i64,
+        lifetime: Duration,
+    ) -> Result<(RefreshToken, NewSession), SessionError> {
         let family = random_id()?;
         let mut lookup = [0u8; LOOKUP_BYTES];
         getrandom::fill(&mut lookup).map_err(|e| SessionError::Random(e.to_string()))?;
         let (token, presented) = new_token(&lookup)?;
-        let expires_at = now.saturating_add(secs(self.settings.lifetime));
+        let expires_at = now.saturating_add(secs(lifetime));
         let token_expires_at = now
             .saturating_add(secs(self.settings.refresh_ttl))
             .min(expires_at);

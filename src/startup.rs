@@ -128,7 +128,8 @@ impl Application {
         let throttle = Throttle::new(store, config.throttle.clone(), config.secret_bytes());
         let state = AppState::new(http::Shared {
             check: http::TokenCheck::new(Arc::new(keys), config.strict)
-                .counted_in(Arc::clone(&metrics)),
+                .counted_in(Arc::clone(&metrics))
+                .with_session_cookie(config.browser.cookie_name(), config.browser.lifetimes),
             users,
             hashing: Arc::new(
                 HashPool::new(config.hash_concurrency, config.hash_queue)
@@ -139,6 +140,8 @@ impl Application {
             proxies: Arc::new(config.trusted_proxies.clone()),
             metrics: Arc::clone(&metrics),
             forwarded_uri: config.forwarded_uri_header,
+            browser: Arc::new(config.browser.clone()),
+            csrf: crate::browser::Csrf::new(config.secret_bytes()),
         });
         let limits = config.limits.clone();
         let metrics_server = match config.metrics_listen {

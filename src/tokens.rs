@@ -70,6 +70,14 @@ pub struct Claims {
     /// (another library's, an older authd's) is in no group.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
+    /// The session this token belongs to: the id of a session in the sessions store (`authd
+    /// sessions list` shows it), opaque and not a credential; absent from tokens made elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// When the person signed in (OpenID Connect's claim), seconds since the Unix epoch: a
+    /// session cookie's absolute lifetime counts from it, however often the cookie is re-issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
 }
 
 impl Claims {
@@ -92,6 +100,31 @@ pub enum Audience {
     One(String),
     /// Several audiences.
     Many(Vec<String>),
+}
+
+/// The JWT header `typ` of a session cookie's token (RFC 8725 §3.11, explicit typing): access
+/// tokens never carry it, so neither kind passes for the other.
+pub const SESSION_TYP: &str = "authd-session+jwt";
+/// Longest `sid` a session cookie's token may carry, in bytes (authd's are 32 hex digits).
+pub const MAX_SID_BYTES: usize = 64;
+
+/// How long a browser session's cookie lives: `idle` after its last use (each cookie's `exp`;
+/// `/verify` re-issues it past half of that), and `lifetime` after the sign-in at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CookieLifetimes {
+    /// `AUTHD_COOKIE_IDLE`.
+    pub idle: Duration,
+    /// `AUTHD_COOKIE_LIFETIME`.
+    pub lifetime: Duration,
+}
+
+impl Default for CookieLifetimes {
+    fn default() -> Self {
+        Self {
+            idle: Duration::from_secs(60 * 60),
+            lifetime: Duration::from_secs(12 * 60 * 60),
+        }
+    }
 }
 
 /// Settings for the tokens this server issues and accepts.
@@ -285,6 +318,8 @@ impl TokenKeys {
             iss: self.settings.issuer.clone(),
             aud: self.settings.audience.clone().map(Audience::One),
             groups: groups.to_vec(),
+            sid: None,
+            auth_time: None,
         };
         let token = jsonwebtoken::encode(&self.header, &claims, &self.encoding)?;
         Ok(IssuedToken {
@@ -304,7 +339,70 @@ impl TokenKeys {
     /// library has it) from minting tokens that never expire: no token authd issues lives longer
     /// than `settings.ttl`, so none that claims to is authd's. A service checking authd's tokens
     /// must therefore be given a `ttl` at least authd's `AUTHD_TOKEN_TTL`.
+    ///
+    /// A session cookie's token ([`TokenKeys::issue_session`], JWT `typ` [`SESSION_TYP`]) is
+    /// refused here: it is a credential for `/verify` only, so one lifted from a browser opens no
+    /// API.
     pub fn verify(&self, token: &str, now: i64) -> Result<Claims, VerifyError> {
+        self.verify_kind(token, now, None)
+    }
+
+    /// Issues the token of a browser session's cookie: `user`'s claims and `groups` as an access
+    /// token carries them, plus the session id `sid` and `auth_time` (when the person signed in),
+    /// typed [`SESSION_TYP`], expiring after the idle lifetime but never past `auth_time` plus
+    /// the absolute lifetime.
+    pub fn issue_session(
+        &self,
+        user: &str,
+        groups: &[String],
+        sid: &str,
+        auth_time: i64,
+        now: i64,
+        lifetimes: CookieLifetimes,
+    ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
+        let end = auth_time.saturating_add(secs(lifetimes.lifetime));
+        let exp = now.saturating_add(secs(lifetimes.idle)).min(end);
+        let claims = Claims {
+            user: Some(user.to_owned()),
+            sub: Some(user.to_owned()),
+            iat: Some(now),
+            exp,
+            nbf: None,
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone().map(Audience::One),
+            groups: groups.to_vec(),
+            sid: Some(sid.to_owned()),
+            auth_time: Some(auth_time),
+        };
+        let mut header = self.header.clone();
+        header.typ = Some(SESSION_TYP.to_owned());
+        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)?;
+        Ok(IssuedToken {
+            token,
+            expires_in: u64::try_from(exp.saturating_sub(now)).unwrap_or(0),
+        })
+    }
+
+    /// Verifies a session cookie's token at `now`: everything [`TokenKeys::verify`] checks,
+    /// except that the token must be typed [`SESSION_TYP`], its `exp` no further ahead than the
+    /// idle lifetime, and it must carry a `sid` (at most [`MAX_SID_BYTES`]) and an `auth_time`
+    /// not in the future and less than the absolute lifetime ago (past it: expired).
+    pub fn verify_session(
+        &self,
+        token: &str,
+        now: i64,
+        lifetimes: CookieLifetimes,
+    ) -> Result<Claims, VerifyError> {
+        self.verify_kind(token, now, Some(lifetimes))
+    }
+
+    /// [`TokenKeys::verify`] (`session` none) or [`TokenKeys::verify_session`].
+    fn verify_kind(
+        &self,
+        token: &str,
+        now: i64,
+        session: Option<CookieLifetimes>,
+    ) -> Result<Claims, VerifyError> {
         let decode = |key: &VerifyingKey| {
             jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation).ok()
         };
@@ -324,7 +422,33 @@ impl TokenKeys {
                 }
             }
         };
-        let claims = data.ok_or(VerifyError::Invalid)?.claims;
+        let data = data.ok_or(VerifyError::Invalid)?;
+        // Explicit typing (RFC 8725 §3.11): a cookie's token is not an access token, and no
+        // access token is a cookie's.
+        let is_session = data.header.typ.as_deref() == Some(SESSION_TYP);
+        if is_session != session.is_some() {
+            return Err(VerifyError::Invalid);
+        }
+        let claims = data.claims;
+        let max_exp_ahead = match session {
+            None => self.max_exp_ahead,
+            Some(l) => secs(l.idle).saturating_add(LEEWAY_SECS),
+        };
+        if let Some(l) = session {
+            let sid_ok = claims
+                .sid
+                .as_deref()
+                .is_some_and(|s| !s.is_empty() && s.len() <= MAX_SID_BYTES);
+            let Some(auth_time) = claims.auth_time.filter(|_| sid_ok) else {
+                return Err(VerifyError::Invalid);
+            };
+            if auth_time > now.saturating_add(LEEWAY_SECS) {
+                return Err(VerifyError::Invalid);
+            }
+            if auth_time.saturating_add(secs(l.lifetime)) < now.saturating_sub(LEEWAY_SECS) {
+                return Err(VerifyError::Expired);
+            }
+        }
         if let Some(nbf) = claims.nbf
             && nbf > now.saturating_add(LEEWAY_SECS)
         {
@@ -333,7 +457,7 @@ impl TokenKeys {
         if claims.exp < now.saturating_sub(LEEWAY_SECS) {
             return Err(VerifyError::Expired);
         }
-        if claims.exp > now.saturating_add(self.max_exp_ahead) {
+        if claims.exp > now.saturating_add(max_exp_ahead) {
             return Err(VerifyError::Invalid);
         }
         // A name that is empty names no one, and two names are one too many: a check reading
@@ -359,6 +483,11 @@ impl TokenKeys {
         }
         Ok(claims)
     }
+}
+
+/// Whole seconds of `d`, as the claims count them.
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// Seconds since the Unix epoch, now.
