@@ -6,6 +6,7 @@
 
 mod admin;
 mod basic_auth;
+mod browser;
 mod caddy;
 mod commits;
 mod contract;
