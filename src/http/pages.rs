@@ -209,7 +209,8 @@ fn failure(state: &AppState, error: ApiError) -> Response {
 /// Whether a form post may have come from another site: a `Sec-Fetch-Site` that is not
 /// `same-origin` (browsers send it on every request; `same-site` is refused too, since a sibling
 /// subdomain is not authd), or an `Origin` that is not authd's (the sign-in URL's origin when
-/// configured, else the `Host` the request names). Either header repeated is refused too.
+/// configured, else the `Host` the request names; `null` only beside `Sec-Fetch-Site:
+/// same-origin`, or in plain-HTTP development). Either header repeated is refused too.
 fn cross_site(state: &AppState, headers: &HeaderMap) -> bool {
     let one = |name: &HeaderName| -> Result<Option<&str>, ()> {
         let mut values = headers.get_all(name).into_iter();
@@ -228,7 +229,12 @@ fn cross_site(state: &AppState, headers: &HeaderMap) -> bool {
     let Ok(origin) = one(&header::ORIGIN) else {
         return true;
     };
-    let Some(origin) = origin else {
+    // Under `Referrer-Policy: no-referrer` (every page's) Chromium sends `Origin: null` with the
+    // page's own posts; over HTTPS its `Sec-Fetch-Site: same-origin` vouches for them. Over
+    // plain HTTP (AUTHD_COOKIE_SECURE=false, loopback development) browsers send no
+    // `Sec-Fetch-*` at all, and the CSRF field alone stands.
+    let vouched = fetch_site.is_some() || !state.browser.cookie_secure;
+    let Some(origin) = origin.filter(|o| !(*o == "null" && vouched)) else {
         return false;
     };
     match &state.browser.signin_url {

@@ -307,7 +307,10 @@ async fn cross_site_and_tokenless_form_posts_are_refused() {
         (Some("http://evil.example"), None),
         (None, Some("cross-site")),
         (Some(ORIGIN), Some("same-site")),
-        (Some("null"), None),
+        (
+            Some("http://auth.example.test.evil.example"),
+            Some("same-origin"),
+        ),
     ] {
         let res = post(origin, site, b.csrf_field.clone(), good_cookie.clone())
             .await
@@ -331,6 +334,26 @@ async fn cross_site_and_tokenless_form_posts_are_refused() {
         assert_eq!(res.status(), 403);
         assert!(res.text().await.unwrap().contains("expired"));
     }
+    // Chromium's own posts under `Referrer-Policy: no-referrer`: `Origin: null` beside
+    // `Sec-Fetch-Site: same-origin` (the CSRF field still checked).
+    let res = post(
+        Some("null"),
+        Some("same-origin"),
+        "x".repeat(43),
+        good_cookie.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = post(
+        Some("null"),
+        Some("same-origin"),
+        b.csrf_field.clone(),
+        good_cookie.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 303);
     // The same post with everything right works.
     let res = post(
         Some(ORIGIN),
