@@ -267,7 +267,7 @@ async fn a_person_signs_in_and_out_through_caddy_in_chromium() {
         ],
     );
     let caddyfile = format!(
-        "{site}\n\nhttp://127.0.0.1:{upstream} {{\n\theader Content-Type text/html\n\trespond \
+        "{site}\n\nhttp://:{upstream} {{\n\theader Content-Type text/html\n\trespond \
          \"<!doctype html><title>app</title><p id=\\\"who\\\">app: user=[{{header.Remote-User}}]</p>\" 200\n}}\n"
     );
     let caddy = Proxy::caddy(tempfile::tempdir().unwrap(), &caddyfile, &[front, upstream]).await;
