@@ -821,4 +821,92 @@ mod tests {
         assert!(!shown.contains(&issued.token), "{shown}");
         assert!(shown.contains("REDACTED"), "{shown}");
     }
+
+    #[test]
+    fn a_session_token_and_an_access_token_are_never_taken_for_each_other() {
+        let k = keys();
+        let l = CookieLifetimes::default();
+        let session = k
+            .issue_session("alice", &["ops".into()], "sid-1", NOW, NOW, l)
+            .unwrap();
+        assert_eq!(session.expires_in, 3600);
+        let c = k.verify_session(&session.token, NOW, l).unwrap();
+        assert_eq!(c.sid.as_deref(), Some("sid-1"));
+        assert_eq!(c.auth_time, Some(NOW));
+        assert_eq!(c.groups, vec!["ops".to_owned()]);
+        // Typed: refused as an access token, even within the access tokens' lifetime.
+        let short = k
+            .issue_session(
+                "alice",
+                &[],
+                "sid-1",
+                NOW,
+                NOW,
+                CookieLifetimes {
+                    idle: Duration::from_secs(60),
+                    lifetime: Duration::from_secs(60),
+                },
+            )
+            .unwrap();
+        assert_eq!(k.verify(&short.token, NOW), Err(VerifyError::Invalid));
+        // An access token, even one carrying sid and auth_time, is no session.
+        let access = k.issue("alice", NOW).unwrap().token;
+        assert_eq!(k.verify_session(&access, NOW, l), Err(VerifyError::Invalid));
+        let forged = sign_with(
+            Algorithm::HS256,
+            SECRET,
+            &serde_json::json!({"sub": "alice", "exp": NOW + 60, "sid": "x", "auth_time": NOW}),
+        );
+        assert_eq!(k.verify_session(&forged, NOW, l), Err(VerifyError::Invalid));
+    }
+
+    #[test]
+    fn a_session_token_ends_at_its_idle_expiry_and_at_its_absolute_lifetime() {
+        let k = keys();
+        let l = CookieLifetimes::default();
+        let t = k
+            .issue_session("alice", &[], "s", NOW, NOW, l)
+            .unwrap()
+            .token;
+        assert_eq!(
+            k.verify_session(&t, NOW + 3600 + LEEWAY_SECS + 1, l),
+            Err(VerifyError::Expired)
+        );
+        // Re-issued 11.5 hours after the sign-in: its exp stops at the 12-hour mark.
+        let late = NOW + 11 * 3600 + 1800;
+        let t = k.issue_session("alice", &[], "s", NOW, late, l).unwrap();
+        let c = k.verify_session(&t.token, late, l).unwrap();
+        assert_eq!(c.exp, NOW + 12 * 3600);
+        assert_eq!(t.expires_in, 1800);
+        // A lifetime setting lowered since: the session ends by it.
+        let shorter = CookieLifetimes {
+            idle: l.idle,
+            lifetime: Duration::from_secs(3600),
+        };
+        assert_eq!(
+            k.verify_session(&t.token, late, shorter),
+            Err(VerifyError::Expired)
+        );
+        // An idle setting lowered since: an exp further ahead than it allows is not ours.
+        let tighter = CookieLifetimes {
+            idle: Duration::from_secs(60),
+            lifetime: l.lifetime,
+        };
+        assert_eq!(
+            k.verify_session(&t.token, late, tighter),
+            Err(VerifyError::Invalid)
+        );
+        // No sid, or one too long: refused.
+        let long_sid = "x".repeat(MAX_SID_BYTES + 1);
+        let t = k
+            .issue_session("alice", &[], &long_sid, NOW, NOW, l)
+            .unwrap()
+            .token;
+        assert_eq!(k.verify_session(&t, NOW, l), Err(VerifyError::Invalid));
+        let t = k
+            .issue_session("alice", &[], "", NOW, NOW, l)
+            .unwrap()
+            .token;
+        assert_eq!(k.verify_session(&t, NOW, l), Err(VerifyError::Invalid));
+    }
 }

@@ -656,3 +656,94 @@ async fn a_cookie_past_half_its_idle_life_is_renewed_by_verify_but_not_past_its_
     .await;
     assert_eq!(res.status(), 401);
 }
+
+#[tokio::test]
+async fn unusable_browser_settings_are_refused_at_start_with_one_line() {
+    let secret = "pV7r2Qm9XkZ4sL1tB8nW3yH6cJ0fD5gA-uE2iO7aR4eT9wY1qU6oP3sD8fG0hJ5k";
+    for (envs, needle) in [
+        (
+            vec![
+                ("AUTHD_COOKIE_SECURE", "false"),
+                ("AUTHD_LISTEN", "0.0.0.0:0"),
+            ],
+            "AUTHD_COOKIE_SECURE=false is for plain-HTTP development on a loopback address only",
+        ),
+        (
+            vec![("AUTHD_COOKIE_SECURE", "maybe")],
+            "AUTHD_COOKIE_SECURE `maybe`",
+        ),
+        (
+            vec![("AUTHD_COOKIE_DOMAIN", ".example.com")],
+            "AUTHD_COOKIE_DOMAIN",
+        ),
+        (
+            vec![("AUTHD_COOKIE_DOMAIN", "https://example.com")],
+            "AUTHD_COOKIE_DOMAIN",
+        ),
+        (
+            vec![("AUTHD_COOKIE_DOMAIN", "localhost")],
+            "AUTHD_COOKIE_DOMAIN",
+        ),
+        (
+            vec![("AUTHD_COOKIE_DOMAIN", "10.0.0.1")],
+            "AUTHD_COOKIE_DOMAIN",
+        ),
+        (vec![("AUTHD_COOKIE_IDLE", "10s")], "AUTHD_COOKIE_IDLE"),
+        (
+            vec![("AUTHD_COOKIE_LIFETIME", "31d")],
+            "AUTHD_COOKIE_LIFETIME",
+        ),
+        (
+            vec![("AUTHD_COOKIE_IDLE", "2h"), ("AUTHD_COOKIE_LIFETIME", "1h")],
+            "AUTHD_COOKIE_LIFETIME is shorter than AUTHD_COOKIE_IDLE",
+        ),
+        (
+            vec![("AUTHD_SIGNIN_URL", "http://auth.example.com/signin")],
+            "AUTHD_SIGNIN_URL",
+        ),
+        (vec![("AUTHD_SIGNIN_URL", "/signin")], "AUTHD_SIGNIN_URL"),
+        (
+            vec![
+                ("AUTHD_SIGNIN_URL", "https://auth.other.example/signin"),
+                ("AUTHD_COOKIE_DOMAIN", "example.com"),
+            ],
+            "outside AUTHD_COOKIE_DOMAIN",
+        ),
+        (
+            vec![("AUTHD_DEFAULT_REDIRECT", "javascript:alert(1)")],
+            "AUTHD_DEFAULT_REDIRECT",
+        ),
+        (vec![("AUTHD_APP_NAME", &"x".repeat(65))], "AUTHD_APP_NAME"),
+    ] {
+        let base = [
+            ("AUTHD_SECRET_KEY", secret),
+            ("AUTHD_USERS", "users"),
+            ("AUTHD_LISTEN", "127.0.0.1:0"),
+            ("AUTHD_DATABASE_URL", "sqlite::memory:"),
+        ];
+        let all = [&base[..], &envs[..]].concat();
+        let (code, stdout, stderr) = crate::helpers::run_to_exit(&[], &all, |dir| {
+            std::fs::write(dir.join("users"), format!("user:{}\n", password_hash())).unwrap();
+        })
+        .await;
+        assert_eq!(code, Some(1), "{envs:?}: {stdout} {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{envs:?}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{envs:?}: {needle:?} not in {stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn plain_http_cookies_on_loopback_start_with_a_loud_warning() {
+    let mut app =
+        crate::helpers::Binary::start(&["--demo"], &[("AUTHD_COOKIE_SECURE", "false")]).await;
+    app.wait_for_output("AUTHD_COOKIE_SECURE=false").await;
+    assert!(
+        app.output().contains("DEVELOPMENT ONLY"),
+        "{}",
+        app.output()
+    );
+    app.terminate().await;
+}
