@@ -145,20 +145,14 @@ fn signout_form(state: &AppState, nonce: &str) -> String {
 
 /// The browser's CSRF nonce, if its cookie holds one, else a new one with the `Set-Cookie` that
 /// stores it.
-fn csrf_nonce(state: &AppState, headers: &HeaderMap) -> Result<(String, Option<String>), Response> {
+fn csrf_nonce(state: &AppState, headers: &HeaderMap) -> Result<(String, Option<String>), ApiError> {
     if let Some(n) = sent_nonce(state, headers) {
         return Ok((n.to_owned(), None));
     }
-    match Csrf::new_nonce() {
-        Ok(n) => {
-            let set = state.browser.csrf_cookie(&n);
-            Ok((n, Some(set)))
-        }
-        Err(e) => Err(failure(
-            state,
-            ApiError::Internal(Cause::new("no random bytes for a CSRF nonce", &e)),
-        )),
-    }
+    let n = Csrf::new_nonce()
+        .map_err(|e| ApiError::Internal(Cause::new("no random bytes for a CSRF nonce", &e)))?;
+    let set = state.browser.csrf_cookie(&n);
+    Ok((n, Some(set)))
 }
 
 /// The CSRF nonce the browser sent back in its cookie, when it has the right shape.
@@ -304,7 +298,7 @@ pub(super) async fn signin_page(
     let rd = query_rd(&uri);
     let (nonce, set) = match csrf_nonce(&state, &headers) {
         Ok(n) => n,
-        Err(res) => return res,
+        Err(e) => return failure(&state, e),
     };
     let res = match state.check.judge_with_cookie(None, &headers) {
         Ok(checked) if checked.from_cookie => {
@@ -475,7 +469,7 @@ pub(super) async fn signin(
 pub(super) async fn signout_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let (nonce, set) = match csrf_nonce(&state, &headers) {
         Ok(n) => n,
-        Err(res) => return res,
+        Err(e) => return failure(&state, e),
     };
     let main = format!(
         "<h1>Sign out</h1>{}<p>End your session on every app it opens.</p>{}",
