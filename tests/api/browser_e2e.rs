@@ -1,11 +1,12 @@
 //! The issue's flow in a real browser: headless Chromium, driven through chromedriver
-//! (WebDriver, the `fantoccini` crate), in front of authd through a real nginx and a real Caddy
-//! running the README's configurations (`<!-- tested: nginx-browser -->`, `caddy-browser`), with
-//! an upstream that shows `Remote-User`. Open the app → the sign-in page → a wrong password shows
+//! (WebDriver, the `fantoccini` crate), in front of authd through a real nginx, Caddy and Traefik
+//! running the README's configurations (`<!-- tested: nginx-browser -->`, `caddy-browser`,
+//! `traefik-browser`), with an upstream that shows `Remote-User`; through nginx and Traefik, a
+//! renewed cookie reaches the browser too. Open the app → the sign-in page → a wrong password shows
 //! the error → the right one → back on the original URL with the user's name → a reload stays
 //! signed in → sign out → the app asks to sign in again. `auth.example.test` and
 //! `app.example.test` are mapped to loopback inside Chromium. Needs chromium and
-//! chromium-driver (Debian), and nginx or Caddy: ignored unless asked for.
+//! chromium-driver (Debian), and nginx, Caddy or Traefik: ignored unless asked for.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -210,6 +211,51 @@ async fn flow(front: u16, log: &dyn Fn() -> String, screenshot: bool) {
     chromium.client.clone().close().await.unwrap();
 }
 
+/// A cookie past half its idle life, sent through the proxy on `front`: the application is
+/// reached and the browser is handed the renewed cookie, as the README says for this proxy.
+async fn renewal_reaches_the_browser(front: u16) {
+    let keys = authd::TokenKeys::new(
+        crate::helpers::SECRET.as_bytes(),
+        authd::TokenSettings::default(),
+    )
+    .unwrap();
+    let t = crate::helpers::now();
+    let old = keys
+        .issue_session(
+            USER,
+            &[],
+            "0123456789abcdef0123456789abcdef",
+            t - 3000,
+            t - 3000,
+            authd::tokens::CookieLifetimes::default(),
+        )
+        .unwrap();
+    crate::helpers::client();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve(
+            "app.example.test",
+            std::net::SocketAddr::from(([127, 0, 0, 1], front)),
+        )
+        .build()
+        .unwrap();
+    let res = client
+        .get(format!("http://app.example.test:{front}/page"))
+        .header("cookie", format!("authd_session={}", old.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let renewed = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|c| c.starts_with("authd_session=") && c.contains("Max-Age=3600"));
+    assert!(renewed, "{:?}", res.headers());
+    assert!(res.text().await.unwrap().contains("app: user=[user]"));
+}
+
 /// The upstream application's page: who the proxy says the user is.
 const APP_PAGE: &str =
     "<!doctype html><title>app</title><p id=\\\"who\\\">app: user=[$http_remote_user]</p>";
@@ -244,6 +290,7 @@ async fn a_person_signs_in_and_out_through_nginx_in_chromium() {
     );
     let nginx = Proxy::nginx(tempfile::tempdir().unwrap(), &http, &[front, upstream]).await;
     flow(front, &|| nginx.log(), true).await;
+    renewal_reaches_the_browser(front).await;
 }
 
 #[tokio::test]
@@ -272,4 +319,45 @@ async fn a_person_signs_in_and_out_through_caddy_in_chromium() {
     );
     let caddy = Proxy::caddy(tempfile::tempdir().unwrap(), &caddyfile, &[front, upstream]).await;
     flow(front, &|| caddy.log(), false).await;
+}
+
+/// The upstream application for Traefik: a page naming `Remote-User`, on a loopback port.
+async fn echo_app() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = axum::Router::new().fallback(|headers: axum::http::HeaderMap| async move {
+        let user = headers
+            .get("remote-user")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        axum::response::Html(format!(
+            "<!doctype html><title>app</title><p id=\"who\">app: user=[{}]</p>",
+            authd::browser::escape_html(user)
+        ))
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    port
+}
+
+#[tokio::test]
+#[ignore = "needs chromium, chromium-driver and Traefik"]
+async fn a_person_signs_in_and_out_through_traefik_in_chromium() {
+    let front = free_port();
+    let upstream = echo_app().await;
+    let app = spawn_for_browsers(front).await;
+    let dynamic = substitute(
+        &doc_block("README.md", "traefik-browser"),
+        &[
+            ("127.0.0.1:5000", &app.addr.to_string()),
+            ("127.0.0.1:8080", &format!("127.0.0.1:{upstream}")),
+            ("auth.example.com", "auth.example.test"),
+            ("app.example.com", "app.example.test"),
+            ("__Secure-authd_session", "authd_session"),
+        ],
+    );
+    let traefik = Proxy::traefik(tempfile::tempdir().unwrap(), front, &dynamic, &[front]).await;
+    // Traefik reads its file provider just after it listens.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    flow(front, &|| traefik.log(), false).await;
+    renewal_reaches_the_browser(front).await;
 }

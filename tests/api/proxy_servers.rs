@@ -1,6 +1,6 @@
 //! Real reverse proxies for the tests, started as child processes on loopback ports with a
 //! configuration the test writes: nginx (Debian's, with the auth_request module) and Caddy
-//! (`caddy run`, admin API off, no automatic HTTPS). Tests that use them are ignored unless asked
+//! (`caddy run`, admin API off, no automatic HTTPS) and Traefik (a file provider). Tests that use them are ignored unless asked
 //! for (`--include-ignored`, as scripts/test.sh and CI do), and fail without the proxy.
 
 use std::path::{Path, PathBuf};
@@ -98,6 +98,37 @@ impl Proxy {
             .env("HOME", dir.path())
             .env("XDG_DATA_HOME", dir.path().join("data"))
             .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .stdout(Stdio::from(out.try_clone().unwrap()))
+            .stderr(Stdio::from(out));
+        Self::spawn(cmd, dir, log, ports).await
+    }
+
+    /// Traefik 3 (`AUTHD_TEST_TRAEFIK`, else `traefik` on the PATH) with one entry point on
+    /// `front` and `dynamic` as its file provider's configuration; returns once every port of
+    /// `ports` accepts.
+    pub async fn traefik(
+        dir: tempfile::TempDir,
+        front: u16,
+        dynamic: &str,
+        ports: &[u16],
+    ) -> Proxy {
+        let d = dir.path().display();
+        std::fs::write(dir.path().join("dynamic.yml"), dynamic).unwrap();
+        let conf = dir.path().join("traefik.yml");
+        std::fs::write(
+            &conf,
+            format!(
+                "entryPoints:\n  web:\n    address: \"127.0.0.1:{front}\"\n\
+                 providers:\n  file:\n    filename: \"{d}/dynamic.yml\"\n\
+                 log:\n  level: INFO\n"
+            ),
+        )
+        .unwrap();
+        let bin = std::env::var_os("AUTHD_TEST_TRAEFIK").unwrap_or_else(|| "traefik".into());
+        let log = dir.path().join("traefik.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(bin);
+        cmd.arg(format!("--configFile={}", conf.display()))
             .stdout(Stdio::from(out.try_clone().unwrap()))
             .stderr(Stdio::from(out));
         Self::spawn(cmd, dir, log, ports).await
