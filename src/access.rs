@@ -99,6 +99,7 @@ mod tests {
             aud: None,
             groups: groups.iter().map(|g| (*g).to_owned()).collect(),
             sid: None,
+            auth_time: None,
         }
     }
 

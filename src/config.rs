@@ -11,11 +11,12 @@ use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, CommandFactory as _, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
+use crate::browser::{BrowserSettings, MAX_APP_NAME_CHARS};
 use crate::proxies::{BadForwardedUriHeader, BadProxy, ForwardedUriHeader, TrustedProxies};
 use crate::sessions::SessionSettings;
 use crate::store::{DEFAULT_DATABASE_URL, MEMORY_DATABASE_URL, StoreOptions};
 use crate::throttle::{ASVS_MAX_FAILURES_PER_HOUR, ThrottleSettings};
-use crate::tokens::{TokenKeys, TokenSettings};
+use crate::tokens::{CookieLifetimes, TokenKeys, TokenSettings};
 
 mod strength;
 
@@ -123,6 +124,10 @@ pub mod ranges {
     /// lives at most a day ([`TOKEN_TTL`]), so a day covers the tokens issued before an issuer or
     /// audience was turned on; further ahead, the transition would become a standing exception.
     pub const ACCEPT_MISSING_CLAIMS_AHEAD: Duration = Duration::from_secs(DAY);
+    /// `AUTHD_COOKIE_IDLE`: how long a browser session may go unused.
+    pub const COOKIE_IDLE: Bounds<Duration> = secs(MINUTE, DAY);
+    /// `AUTHD_COOKIE_LIFETIME`: a browser session's absolute lifetime.
+    pub const COOKIE_LIFETIME: Bounds<Duration> = secs(MINUTE, 30 * DAY);
     /// `AUTHD_ACCESS_LOG_RATE`: request lines a second (0: none).
     pub const ACCESS_LOG_RATE: Bounds<u64> = Bounds {
         min: 0,
@@ -458,6 +463,50 @@ pub struct ServeArgs {
         default_value = "auto"
     )]
     pub forwarded_uri_header: String,
+    /// Browser sessions: the cookie covers this domain and its subdomains (e.g. `example.com`,
+    /// so one sign-in serves every app under it), and sign-ins may return only there. Without
+    /// it the cookie is host-only (`__Host-` prefix) and only the sign-in host is returned to.
+    #[arg(long, global = true, env = "AUTHD_COOKIE_DOMAIN")]
+    pub cookie_domain: Option<String>,
+    /// Browser sessions: the cookie is `Secure` (HTTPS only). `false` only for plain-HTTP
+    /// development on a loopback address without TLS, with a warning.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHD_COOKIE_SECURE",
+        default_value = "true",
+        value_name = "BOOL"
+    )]
+    pub cookie_secure: String,
+    /// Browser sessions: how long one may go unused before signing in again; 1m to 24h.
+    #[arg(long, global = true, env = "AUTHD_COOKIE_IDLE", default_value = "1h")]
+    pub cookie_idle: String,
+    /// Browser sessions: how long one lasts from its sign-in, however active; 1m to 30d, at
+    /// least AUTHD_COOKIE_IDLE.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHD_COOKIE_LIFETIME",
+        default_value = "12h"
+    )]
+    pub cookie_lifetime: String,
+    /// The public address of authd's sign-in page, as browsers reach it through the proxy
+    /// (e.g. `https://auth.example.com/signin`); /verify sends browsers without a session
+    /// there. Without it, /verify answers 401 and never redirects.
+    #[arg(long, global = true, env = "AUTHD_SIGNIN_URL", value_name = "URL")]
+    pub signin_url: Option<String>,
+    /// Where a sign-in lands when it was given no usable `rd` (default: the sign-in page, which
+    /// then says who is signed in).
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHD_DEFAULT_REDIRECT",
+        value_name = "URL"
+    )]
+    pub default_redirect: Option<String>,
+    /// A name for what the sign-in page protects ("Sign in to NAME"), at most 64 characters.
+    #[arg(long, global = true, env = "AUTHD_APP_NAME")]
+    pub app_name: Option<String>,
     /// Write this process's id to this file once listening (and remove it on a clean exit), for
     /// `kill -HUP "$(cat FILE)"`: never signal authd by process name, which reaches every authd
     /// on the host.
@@ -701,6 +750,8 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Which header `/verify` reads the original request target from.
     pub forwarded_uri_header: ForwardedUriHeader,
+    /// Sign-in page, session cookie and redirects for people with browsers.
+    pub browser: BrowserSettings,
 }
 
 /// A reason to refuse to start.
@@ -843,6 +894,10 @@ pub enum ConfigError {
         "AUTHD_METRICS_LISTEN `{0}` is not an IP or IP:PORT address (e.g. 127.0.0.1, which means 127.0.0.1:{DEFAULT_METRICS_PORT})"
     )]
     BadMetricsListen(String),
+    /// A browser setting (`AUTHD_COOKIE_*`, `AUTHD_SIGNIN_URL`, `AUTHD_DEFAULT_REDIRECT`,
+    /// `AUTHD_APP_NAME`) that cannot be used.
+    #[error("{0}")]
+    BadBrowser(String),
     /// The OS gave no random bytes for the demo secret.
     #[error("cannot get random bytes for the demo secret: {0}")]
     Random(String),
@@ -860,6 +915,11 @@ impl Config {
             return Err(ConfigError::DemoNotLoopback(listen));
         }
         let database_url = args.database_url()?;
+        let browser = browser_settings(
+            &args,
+            listen,
+            args.tls_cert.is_some() || args.tls_key.is_some(),
+        )?;
         let previous_secrets = args.checked_previous_secrets()?;
         let tokens = args.token_settings()?;
         let secret = match args.checked_secret()? {
@@ -992,6 +1052,7 @@ impl Config {
             strict: args.strict,
             metrics_listen,
             forwarded_uri_header,
+            browser,
         })
     }
 
@@ -1041,6 +1102,120 @@ fn parse_transition_end(value: &str, now: i64) -> Result<i64, ConfigError> {
         );
     }
     Ok(until)
+}
+
+/// The browser settings, checked: a cookie domain that is a domain name (no scheme, port, IP or
+/// leading dot), `Secure` off only on a loopback address without TLS (said loudly), lifetimes in
+/// range with the absolute one at least the idle one, absolute `http(s)` URLs (`https` while the
+/// cookie is `Secure`) with the sign-in URL inside the cookie domain, a short printable app name.
+fn browser_settings(
+    args: &ServeArgs,
+    listen: SocketAddr,
+    tls: bool,
+) -> Result<BrowserSettings, ConfigError> {
+    let bad = |m: String| ConfigError::BadBrowser(m);
+    let cookie_secure = match args.cookie_secure.trim().to_ascii_lowercase().as_str() {
+        "" | "1" | "true" | "yes" | "on" => true,
+        "0" | "false" | "no" | "off" => false,
+        _ => {
+            return Err(bad(format!(
+                "AUTHD_COOKIE_SECURE `{}`: use `true` or `false`",
+                shown(&args.cookie_secure)
+            )));
+        }
+    };
+    if !cookie_secure {
+        if tls || !listen.ip().is_loopback() {
+            return Err(bad(
+                "AUTHD_COOKIE_SECURE=false is for plain-HTTP development on a loopback address only: \
+                 a session cookie sent without TLS can be stolen on the way; leave it on"
+                    .into(),
+            ));
+        }
+        tracing::warn!(
+            "AUTHD_COOKIE_SECURE=false: session cookies travel over plain HTTP; \
+             DEVELOPMENT ONLY, never expose this server"
+        );
+    }
+    let cookie_domain = match args.cookie_domain.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(d) => {
+            let d = d.to_ascii_lowercase();
+            let label_ok = |l: &str| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            };
+            let is_ip = d.parse::<IpAddr>().is_ok();
+            if is_ip || d.len() > 253 || !d.contains('.') || !d.split('.').all(label_ok) {
+                return Err(bad(format!(
+                    "AUTHD_COOKIE_DOMAIN `{}` is not a domain name such as `example.com` \
+                     (no scheme, port, leading dot or IP address)",
+                    shown(&d)
+                )));
+            }
+            Some(d)
+        }
+    };
+    let idle = parse_duration("AUTHD_COOKIE_IDLE", &args.cookie_idle, ranges::COOKIE_IDLE)?;
+    let lifetime = parse_duration(
+        "AUTHD_COOKIE_LIFETIME",
+        &args.cookie_lifetime,
+        ranges::COOKIE_LIFETIME,
+    )?;
+    if lifetime < idle {
+        return Err(bad(
+            "AUTHD_COOKIE_LIFETIME is shorter than AUTHD_COOKIE_IDLE; make it at least as long"
+                .into(),
+        ));
+    }
+    let url = |name: &str, value: &Option<String>| -> Result<Option<url::Url>, ConfigError> {
+        let Some(v) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
+        let u = url::Url::parse(v).ok().filter(|u| {
+            (u.scheme() == "https" || (u.scheme() == "http" && !cookie_secure))
+                && u.host().is_some()
+                && u.username().is_empty()
+                && u.password().is_none()
+                && u.fragment().is_none()
+        });
+        u.map(Some).ok_or_else(|| {
+            bad(format!(
+                "{name} `{}` is not an absolute https:// URL (http:// only with AUTHD_COOKIE_SECURE=false)",
+                shown(v)
+            ))
+        })
+    };
+    let signin_url = url("AUTHD_SIGNIN_URL", &args.signin_url)?;
+    if let (Some(u), Some(d)) = (&signin_url, &cookie_domain) {
+        let host = u.host_str().unwrap_or_default();
+        if host != d && !host.ends_with(&format!(".{d}")) {
+            return Err(bad(format!(
+                "AUTHD_SIGNIN_URL is on {host}, outside AUTHD_COOKIE_DOMAIN {d}: the cookie it sets would not reach the apps"
+            )));
+        }
+    }
+    let default_redirect = url("AUTHD_DEFAULT_REDIRECT", &args.default_redirect)?;
+    let app_name = match args.app_name.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(n) if n.chars().count() > MAX_APP_NAME_CHARS || n.chars().any(char::is_control) => {
+            return Err(bad(format!(
+                "AUTHD_APP_NAME: at most {MAX_APP_NAME_CHARS} characters, none of them control characters"
+            )));
+        }
+        Some(n) => Some(n.to_owned()),
+    };
+    Ok(BrowserSettings {
+        cookie_domain,
+        cookie_secure,
+        lifetimes: CookieLifetimes { idle, lifetime },
+        signin_url,
+        default_redirect,
+        app_name,
+    })
 }
 
 /// `AUTHD_METRICS_LISTEN`: `IP:PORT`, or an IP alone (IPv6 with or without brackets) for

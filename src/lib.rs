@@ -95,6 +95,7 @@ pub struct ReadmeDoctests;
 
 pub mod access;
 pub mod admin;
+pub mod browser;
 pub mod config;
 pub mod http;
 mod keys;

@@ -323,14 +323,52 @@ impl Sessions {
         })
     }
 
+    /// Records a successful sign-in from a browser as [`Sessions::start_after`] records a
+    /// login, for a session that ends `lifetime` from `now` (the cookie's absolute lifetime), and
+    /// returns the session's `sid`, which the cookie carries. Its refresh token is made as any
+    /// session's is (so the row is like every other) and thrown away unseen: only its digest is
+    /// stored, and the sid is random, so nothing a cookie carries leads to a refresh token.
+    pub async fn start_cookie_session(
+        &self,
+        throttle: &Throttle,
+        attempt: &Attempt,
+        username: &str,
+        now: i64,
+        lifetime: Duration,
+    ) -> Result<String, SessionError> {
+        let (_unseen, new) = self.new_session_for(now, lifetime)?;
+        let trimmed = self
+            .store
+            .bounded(async {
+                let mut tx = self.store.pool().begin().await?;
+                throttle.forgive_in(&mut tx, attempt).await?;
+                let trimmed = self.start_in(&mut tx, username, &new).await?;
+                tx.commit().await?;
+                Ok(trimmed)
+            })
+            .await?;
+        throttle.forgiven(attempt);
+        self.revocations.remember(&trimmed, now);
+        Ok(new.sid)
+    }
+
     /// A new session's id, first token and lifetimes, made before its transaction begins.
     fn new_session(&self, now: i64) -> Result<(RefreshToken, NewSession), SessionError> {
+        self.new_session_for(now, self.settings.lifetime)
+    }
+
+    /// [`Sessions::new_session`], for a session that ends `lifetime` from `now`.
+    fn new_session_for(
+        &self,
+        now: i64,
+        lifetime: Duration,
+    ) -> Result<(RefreshToken, NewSession), SessionError> {
         let family = random_id()?;
         let sid = random_id()?;
         let mut lookup = [0u8; LOOKUP_BYTES];
         getrandom::fill(&mut lookup).map_err(|e| SessionError::Random(e.to_string()))?;
         let (token, presented) = new_token(&lookup)?;
-        let expires_at = now.saturating_add(secs(self.settings.lifetime));
+        let expires_at = now.saturating_add(secs(lifetime));
         let token_expires_at = now
             .saturating_add(secs(self.settings.refresh_ttl))
             .min(expires_at);
@@ -792,9 +830,12 @@ impl Sessions {
                 .execute(self.store.pool())
                 .await?;
                 let families = sqlx::query(
+                    // The condition again outside the subquery: checked on the row as it is
+                    // when the delete reaches it, not as the subquery's snapshot saw it.
                     "DELETE FROM session_families WHERE id IN \
                      (SELECT id FROM session_families \
-                      WHERE expires_at <= $1 OR token_expires_at <= $1 LIMIT $2)",
+                      WHERE expires_at <= $1 OR token_expires_at <= $1 LIMIT $2) \
+                     AND (expires_at <= $1 OR token_expires_at <= $1)",
                 )
                 .bind(now)
                 .bind(batch)

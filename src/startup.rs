@@ -129,8 +129,10 @@ impl Application {
         tracing::info!(backend = ?store.backend(), "database ready");
         // Sessions ended early: held in memory for the token check, loaded whole before the
         // first request, then followed (see `run_until`).
-        let hold =
-            config.tokens.ttl + std::time::Duration::from_secs(tokens::LEEWAY_SECS.unsigned_abs());
+        // Until every token of an ended session has expired: an access token's lifetime, or a
+        // session cookie's idle lifetime when that is longer, plus the clock-skew leeway.
+        let hold = config.tokens.ttl.max(config.browser.lifetimes.idle)
+            + std::time::Duration::from_secs(tokens::LEEWAY_SECS.unsigned_abs());
         let revoked = Arc::new(RevokedSet::new(config.sessions.max_revoked, hold));
         let revocations = Revocations::new(store.clone(), hold).held_in(Arc::clone(&revoked));
         let loaded = revocations.load(tokens::now()).await?;
@@ -153,7 +155,8 @@ impl Application {
         let state = AppState::new(http::Shared {
             check: http::TokenCheck::new(Arc::new(keys), config.strict)
                 .counted_in(Arc::clone(&metrics))
-                .revoking(revoked),
+                .revoking(revoked)
+                .with_session_cookie(config.browser.cookie_name(), config.browser.lifetimes),
             users,
             hashing: Arc::new(
                 HashPool::new(config.hash_concurrency, config.hash_queue)
@@ -164,6 +167,8 @@ impl Application {
             proxies: Arc::new(config.trusted_proxies.clone()),
             metrics: Arc::clone(&metrics),
             forwarded_uri: config.forwarded_uri_header,
+            browser: Arc::new(config.browser.clone()),
+            csrf: crate::browser::Csrf::new(config.secret_bytes()),
         });
         let limits = config.limits.clone();
         let metrics_server = match config.metrics_listen {

@@ -323,9 +323,14 @@ impl Throttle {
         self.store
             .bounded(async {
                 let done = sqlx::query(
+                    // The condition twice: the subquery picks rows from the statement's snapshot,
+                    // and on PostgreSQL a row a login updates meanwhile (a count, a ban copied
+                    // to it) is deleted once that login commits unless the outer condition is
+                    // checked again on the row as it is then. A lost ban was seen in tests.
                     "DELETE FROM login_throttle WHERE bucket IN \
                      (SELECT bucket FROM login_throttle \
-                      WHERE window_start <= $1 - $2 AND banned_until <= $1 LIMIT $3)",
+                      WHERE window_start <= $1 - $2 AND banned_until <= $1 LIMIT $3) \
+                     AND window_start <= $1 - $2 AND banned_until <= $1",
                 )
                 .bind(now)
                 .bind(window)

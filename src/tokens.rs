@@ -70,10 +70,14 @@ pub struct Claims {
     /// (another library's, an older authd's) is in no group.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
-    /// The session the token was issued in (opaque, 128 random bits in hex): ending the session
-    /// ends the token. Absent from other libraries' tokens, which no revocation reaches.
+    /// The session this token belongs to: the id of a session in the sessions store (`authd
+    /// sessions list` shows it), opaque and not a credential; absent from tokens made elsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// When the person signed in (OpenID Connect's claim), seconds since the Unix epoch: a
+    /// session cookie's absolute lifetime counts from it, however often the cookie is re-issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
 }
 
 impl Claims {
@@ -96,6 +100,31 @@ pub enum Audience {
     One(String),
     /// Several audiences.
     Many(Vec<String>),
+}
+
+/// The JWT header `typ` of a session cookie's token (RFC 8725 §3.11, explicit typing): access
+/// tokens never carry it, so neither kind passes for the other.
+pub const SESSION_TYP: &str = "authd-session+jwt";
+/// Longest `sid` a session cookie's token may carry, in bytes (authd's are 32 hex digits).
+pub const MAX_SID_BYTES: usize = 64;
+
+/// How long a browser session's cookie lives: `idle` after its last use (each cookie's `exp`;
+/// `/verify` re-issues it past half of that), and `lifetime` after the sign-in at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CookieLifetimes {
+    /// `AUTHD_COOKIE_IDLE`.
+    pub idle: Duration,
+    /// `AUTHD_COOKIE_LIFETIME`.
+    pub lifetime: Duration,
+}
+
+impl Default for CookieLifetimes {
+    fn default() -> Self {
+        Self {
+            idle: Duration::from_secs(60 * 60),
+            lifetime: Duration::from_secs(12 * 60 * 60),
+        }
+    }
 }
 
 /// Settings for the tokens this server issues and accepts.
@@ -316,6 +345,7 @@ impl TokenKeys {
             aud: self.settings.audience.clone().map(Audience::One),
             groups: groups.to_vec(),
             sid: sid.map(str::to_owned),
+            auth_time: None,
         };
         let token = jsonwebtoken::encode(&self.header, &claims, &self.encoding)?;
         Ok(IssuedToken {
@@ -336,7 +366,70 @@ impl TokenKeys {
     /// library has it) from minting tokens that never expire: no token authd issues lives longer
     /// than `settings.ttl`, so none that claims to is authd's. A service checking authd's tokens
     /// must therefore be given a `ttl` at least authd's `AUTHD_TOKEN_TTL`.
+    ///
+    /// A session cookie's token ([`TokenKeys::issue_session`], JWT `typ` [`SESSION_TYP`]) is
+    /// refused here: it is a credential for `/verify` only, so one lifted from a browser opens no
+    /// API.
     pub fn verify(&self, token: &str, now: i64) -> Result<Claims, VerifyError> {
+        self.verify_kind(token, now, None)
+    }
+
+    /// Issues the token of a browser session's cookie: `user`'s claims and `groups` as an access
+    /// token carries them, plus the session id `sid` and `auth_time` (when the person signed in),
+    /// typed [`SESSION_TYP`], expiring after the idle lifetime but never past `auth_time` plus
+    /// the absolute lifetime.
+    pub fn issue_session(
+        &self,
+        user: &str,
+        groups: &[String],
+        sid: &str,
+        auth_time: i64,
+        now: i64,
+        lifetimes: CookieLifetimes,
+    ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
+        let end = auth_time.saturating_add(secs(lifetimes.lifetime));
+        let exp = now.saturating_add(secs(lifetimes.idle)).min(end);
+        let claims = Claims {
+            user: Some(user.to_owned()),
+            sub: Some(user.to_owned()),
+            iat: Some(now),
+            exp,
+            nbf: None,
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone().map(Audience::One),
+            groups: groups.to_vec(),
+            sid: Some(sid.to_owned()),
+            auth_time: Some(auth_time),
+        };
+        let mut header = self.header.clone();
+        header.typ = Some(SESSION_TYP.to_owned());
+        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)?;
+        Ok(IssuedToken {
+            token,
+            expires_in: u64::try_from(exp.saturating_sub(now)).unwrap_or(0),
+        })
+    }
+
+    /// Verifies a session cookie's token at `now`: everything [`TokenKeys::verify`] checks,
+    /// except that the token must be typed [`SESSION_TYP`], its `exp` no further ahead than the
+    /// idle lifetime, and it must carry a `sid` (at most [`MAX_SID_BYTES`]) and an `auth_time`
+    /// not in the future and less than the absolute lifetime ago (past it: expired).
+    pub fn verify_session(
+        &self,
+        token: &str,
+        now: i64,
+        lifetimes: CookieLifetimes,
+    ) -> Result<Claims, VerifyError> {
+        self.verify_kind(token, now, Some(lifetimes))
+    }
+
+    /// [`TokenKeys::verify`] (`session` none) or [`TokenKeys::verify_session`].
+    fn verify_kind(
+        &self,
+        token: &str,
+        now: i64,
+        session: Option<CookieLifetimes>,
+    ) -> Result<Claims, VerifyError> {
         let validation = match self.settings.accept_missing_claims_until {
             Some(until) if now < until => &self.lenient,
             _ => &self.validation,
@@ -360,7 +453,33 @@ impl TokenKeys {
                 }
             }
         };
-        let claims = data.ok_or(VerifyError::Invalid)?.claims;
+        let data = data.ok_or(VerifyError::Invalid)?;
+        // Explicit typing (RFC 8725 §3.11): a cookie's token is not an access token, and no
+        // access token is a cookie's.
+        let is_session = data.header.typ.as_deref() == Some(SESSION_TYP);
+        if is_session != session.is_some() {
+            return Err(VerifyError::Invalid);
+        }
+        let claims = data.claims;
+        let max_exp_ahead = match session {
+            None => self.max_exp_ahead,
+            Some(l) => secs(l.idle).saturating_add(LEEWAY_SECS),
+        };
+        if let Some(l) = session {
+            let sid_ok = claims
+                .sid
+                .as_deref()
+                .is_some_and(|s| !s.is_empty() && s.len() <= MAX_SID_BYTES);
+            let Some(auth_time) = claims.auth_time.filter(|_| sid_ok) else {
+                return Err(VerifyError::Invalid);
+            };
+            if auth_time > now.saturating_add(LEEWAY_SECS) {
+                return Err(VerifyError::Invalid);
+            }
+            if auth_time.saturating_add(secs(l.lifetime)) < now.saturating_sub(LEEWAY_SECS) {
+                return Err(VerifyError::Expired);
+            }
+        }
         if let Some(nbf) = claims.nbf
             && nbf > now.saturating_add(LEEWAY_SECS)
         {
@@ -369,7 +488,7 @@ impl TokenKeys {
         if claims.exp < now.saturating_sub(LEEWAY_SECS) {
             return Err(VerifyError::Expired);
         }
-        if claims.exp > now.saturating_add(self.max_exp_ahead) {
+        if claims.exp > now.saturating_add(max_exp_ahead) {
             return Err(VerifyError::Invalid);
         }
         // A name that is empty names no one, and two names are one too many: a check reading
@@ -395,6 +514,11 @@ impl TokenKeys {
         }
         Ok(claims)
     }
+}
+
+/// Whole seconds of `d`, as the claims count them.
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// Seconds since the Unix epoch, now.
@@ -770,5 +894,93 @@ mod tests {
         let shown = format!("{issued:?}");
         assert!(!shown.contains(&issued.token), "{shown}");
         assert!(shown.contains("REDACTED"), "{shown}");
+    }
+
+    #[test]
+    fn a_session_token_and_an_access_token_are_never_taken_for_each_other() {
+        let k = keys();
+        let l = CookieLifetimes::default();
+        let session = k
+            .issue_session("alice", &["ops".into()], "sid-1", NOW, NOW, l)
+            .unwrap();
+        assert_eq!(session.expires_in, 3600);
+        let c = k.verify_session(&session.token, NOW, l).unwrap();
+        assert_eq!(c.sid.as_deref(), Some("sid-1"));
+        assert_eq!(c.auth_time, Some(NOW));
+        assert_eq!(c.groups, vec!["ops".to_owned()]);
+        // Typed: refused as an access token, even within the access tokens' lifetime.
+        let short = k
+            .issue_session(
+                "alice",
+                &[],
+                "sid-1",
+                NOW,
+                NOW,
+                CookieLifetimes {
+                    idle: Duration::from_secs(60),
+                    lifetime: Duration::from_secs(60),
+                },
+            )
+            .unwrap();
+        assert_eq!(k.verify(&short.token, NOW), Err(VerifyError::Invalid));
+        // An access token, even one carrying sid and auth_time, is no session.
+        let access = k.issue("alice", NOW).unwrap().token;
+        assert_eq!(k.verify_session(&access, NOW, l), Err(VerifyError::Invalid));
+        let forged = sign_with(
+            Algorithm::HS256,
+            SECRET,
+            &serde_json::json!({"sub": "alice", "exp": NOW + 60, "sid": "x", "auth_time": NOW}),
+        );
+        assert_eq!(k.verify_session(&forged, NOW, l), Err(VerifyError::Invalid));
+    }
+
+    #[test]
+    fn a_session_token_ends_at_its_idle_expiry_and_at_its_absolute_lifetime() {
+        let k = keys();
+        let l = CookieLifetimes::default();
+        let t = k
+            .issue_session("alice", &[], "s", NOW, NOW, l)
+            .unwrap()
+            .token;
+        assert_eq!(
+            k.verify_session(&t, NOW + 3600 + LEEWAY_SECS + 1, l),
+            Err(VerifyError::Expired)
+        );
+        // Re-issued 11.5 hours after the sign-in: its exp stops at the 12-hour mark.
+        let late = NOW + 11 * 3600 + 1800;
+        let t = k.issue_session("alice", &[], "s", NOW, late, l).unwrap();
+        let c = k.verify_session(&t.token, late, l).unwrap();
+        assert_eq!(c.exp, NOW + 12 * 3600);
+        assert_eq!(t.expires_in, 1800);
+        // A lifetime setting lowered since: the session ends by it.
+        let shorter = CookieLifetimes {
+            idle: l.idle,
+            lifetime: Duration::from_secs(3600),
+        };
+        assert_eq!(
+            k.verify_session(&t.token, late, shorter),
+            Err(VerifyError::Expired)
+        );
+        // An idle setting lowered since: an exp further ahead than it allows is not ours.
+        let tighter = CookieLifetimes {
+            idle: Duration::from_secs(60),
+            lifetime: l.lifetime,
+        };
+        assert_eq!(
+            k.verify_session(&t.token, late, tighter),
+            Err(VerifyError::Invalid)
+        );
+        // No sid, or one too long: refused.
+        let long_sid = "x".repeat(MAX_SID_BYTES + 1);
+        let t = k
+            .issue_session("alice", &[], &long_sid, NOW, NOW, l)
+            .unwrap()
+            .token;
+        assert_eq!(k.verify_session(&t, NOW, l), Err(VerifyError::Invalid));
+        let t = k
+            .issue_session("alice", &[], "", NOW, NOW, l)
+            .unwrap()
+            .token;
+        assert_eq!(k.verify_session(&t, NOW, l), Err(VerifyError::Invalid));
     }
 }

@@ -173,6 +173,48 @@ fn is_escaped(query: &str) -> bool {
     query.bytes().any(|b| b == b'%' || b == b'+')
 }
 
+/// What a request's `Cookie` headers hold under one cookie name.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CookieValue<'a> {
+    /// Not there, or empty (a cleared cookie).
+    Missing,
+    /// There once.
+    One(&'a str),
+    /// There more than once (in one header or across several), or not text: a second copy is
+    /// what a sibling subdomain planting its own cookie of that name looks like, and there is no
+    /// telling which one the browser meant, so neither is read.
+    Refused,
+}
+
+/// The cookie `name` in `headers`, the values of every `Cookie` header of a request (RFC 6265
+/// §4.2.1: `name=value` pairs separated by `;`; HTTP/2 may split them over several headers).
+/// Names are compared exactly, as browsers store them.
+pub fn find_cookie<'a>(headers: impl IntoIterator<Item = &'a [u8]>, name: &str) -> CookieValue<'a> {
+    let mut seen = false;
+    let mut found = CookieValue::Missing;
+    for header in headers {
+        for pair in header.split(|b| *b == b';') {
+            let pair = pair.trim_ascii();
+            let Some(eq) = pair.iter().position(|b| *b == b'=') else {
+                continue;
+            };
+            if pair[..eq].trim_ascii() != name.as_bytes() {
+                continue;
+            }
+            if seen {
+                return CookieValue::Refused;
+            }
+            seen = true;
+            match std::str::from_utf8(pair[eq + 1..].trim_ascii()) {
+                Ok("") => {}
+                Ok(v) => found = CookieValue::One(v),
+                Err(_) => return CookieValue::Refused,
+            }
+        }
+    }
+    found
+}
+
 enum Bearer<'a> {
     OtherScheme,
     Malformed,
@@ -453,5 +495,36 @@ mod tests {
             let q: String = form_urlencoded::Serializer::new(String::new()).append_pair("token", &t).finish();
             prop_assert_eq!(find_token(Some(&q), None), PresentedToken::Token(Cow::Owned(t)));
         }
+    }
+
+    #[test]
+    fn a_cookie_is_found_once_and_refused_when_repeated_anywhere() {
+        let one: [&[u8]; 1] = [b"a=1; authd=tok; b=2"];
+        assert_eq!(find_cookie(one, "authd"), CookieValue::One("tok"));
+        assert_eq!(
+            find_cookie([&b"xauthd=1; authdx=2"[..]], "authd"),
+            CookieValue::Missing
+        );
+        assert_eq!(find_cookie([&b"authd="[..]], "authd"), CookieValue::Missing);
+        assert_eq!(
+            find_cookie(Vec::<&[u8]>::new(), "authd"),
+            CookieValue::Missing
+        );
+        assert_eq!(
+            find_cookie([&b"authd=a; authd=a"[..]], "authd"),
+            CookieValue::Refused
+        );
+        assert_eq!(
+            find_cookie([&b"authd=a"[..], &b"x=1;authd=b"[..]], "authd"),
+            CookieValue::Refused
+        );
+        assert_eq!(
+            find_cookie([&b"authd=; authd=b"[..]], "authd"),
+            CookieValue::Refused
+        );
+        assert_eq!(
+            find_cookie([&b"authd=\xff"[..]], "authd"),
+            CookieValue::Refused
+        );
     }
 }

@@ -22,8 +22,8 @@ use tower::{Layer, Service};
 use super::error::{ApiError, BEARER_CHALLENGE, BEARER_INVALID_REQUEST, BEARER_INVALID_TOKEN};
 use crate::metrics::{Metrics, TokenOutcome};
 use crate::revocations::RevokedSet;
-use crate::tokens::{self, Claims, TokenKeys, VerifyError};
-use crate::transport::{PresentedToken, find_token, query_names_a_token};
+use crate::tokens::{self, Claims, CookieLifetimes, TokenKeys, VerifyError};
+use crate::transport::{CookieValue, PresentedToken, find_cookie, find_token, query_names_a_token};
 
 /// How requests' tokens are checked: the keys, RFC 6750 strictness, and where outcomes are
 /// counted. The one check behind [`Authenticated`], [`RequireToken`], `/protected` and `/verify`.
@@ -37,6 +37,23 @@ pub struct TokenCheck {
     metrics: Option<Arc<Metrics>>,
     /// The sessions ended early, in memory; none for a check built from the keys alone.
     revoked: Option<Arc<RevokedSet>>,
+    /// The browser session cookie, read where a check asks for it (`/verify`, the pages).
+    cookie: Option<Arc<SessionCookie>>,
+}
+
+/// The session cookie a check may read besides the token: its name and lifetimes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SessionCookie {
+    pub(crate) name: &'static str,
+    pub(crate) lifetimes: CookieLifetimes,
+}
+
+/// A request's credential that passed the check: its claims, and whether they came from the
+/// session cookie (which `/verify` may re-issue) rather than a token.
+#[derive(Debug, Clone)]
+pub(crate) struct Checked {
+    pub(crate) claims: Claims,
+    pub(crate) from_cookie: bool,
 }
 
 impl TokenCheck {
@@ -48,7 +65,26 @@ impl TokenCheck {
             strict,
             metrics: None,
             revoked: None,
+            cookie: None,
         }
+    }
+
+    /// The same check, reading the browser session cookie `name` too where asked
+    /// ([`TokenCheck::judge_with_cookie`]).
+    pub(crate) fn with_session_cookie(
+        self,
+        name: &'static str,
+        lifetimes: CookieLifetimes,
+    ) -> Self {
+        Self {
+            cookie: Some(Arc::new(SessionCookie { name, lifetimes })),
+            ..self
+        }
+    }
+
+    /// The session cookie this check reads, if any.
+    pub(crate) fn session_cookie(&self) -> Option<&SessionCookie> {
+        self.cookie.as_deref()
     }
 
     /// The same check, with each outcome counted in `metrics`.
@@ -137,6 +173,64 @@ impl TokenCheck {
                 Err(Refusal::Invalid)
             }
             _ => Ok(claims),
+        }
+    }
+
+    /// [`TokenCheck::judge`] with the browser session cookie as one more credential (for
+    /// `/verify` and the sign-in pages only: an API route takes no ambient credential a
+    /// cross-site page could make a browser send). The cookie alone is checked as a session's
+    /// token (`TokenKeys::verify_session`); beside a token, both must verify and name the same
+    /// user, and the token's claims are the answer; a cookie sent twice is refused (a sibling
+    /// subdomain can plant a second one, and there is no telling which the browser meant).
+    pub(crate) fn judge_with_cookie(
+        &self,
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<Checked, Refusal> {
+        let Some(cookie) = &self.cookie else {
+            return self.judge(query, headers).map(|claims| Checked {
+                claims,
+                from_cookie: false,
+            });
+        };
+        let values = headers
+            .get_all(axum::http::header::COOKIE)
+            .into_iter()
+            .map(|v| v.as_bytes());
+        let session = match find_cookie(values, cookie.name) {
+            CookieValue::Missing => None,
+            CookieValue::Refused => return Err(Refusal::Invalid),
+            // A session ended early (sign-out, revoke) ends its cookie as it ends its tokens.
+            CookieValue::One(v) => Some(
+                self.keys
+                    .verify_session(v, tokens::now(), cookie.lifetimes)
+                    .map_err(|e| match e {
+                        VerifyError::Expired => Refusal::Expired,
+                        VerifyError::Invalid => Refusal::Invalid,
+                    })
+                    .and_then(|claims| self.not_revoked(claims)),
+            ),
+        };
+        let token = self.judge(query, headers);
+        match (session, token) {
+            (None, token) => token.map(|claims| Checked {
+                claims,
+                from_cookie: false,
+            }),
+            (Some(session), Err(Refusal::Missing)) => session.map(|claims| Checked {
+                claims,
+                from_cookie: true,
+            }),
+            (Some(session), token) => {
+                let (session, claims) = (session?, token?);
+                if session.subject() != claims.subject() {
+                    return Err(Refusal::Invalid);
+                }
+                Ok(Checked {
+                    claims,
+                    from_cookie: false,
+                })
+            }
         }
     }
 

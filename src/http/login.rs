@@ -1,6 +1,8 @@
 //! `POST /login`: HTTP Basic credentials in, an access token and a refresh token out; failed
 //! attempts counted by the throttle, which refuses (429) before any password is hashed.
 
+use std::future::Future;
+
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -13,7 +15,7 @@ use super::client_addr::ClientAddr;
 use super::error::{ApiError, Cause};
 use super::json::{MessageResponse, json};
 use crate::metrics::LoginOutcome;
-use crate::throttle::site_key;
+use crate::throttle::{Attempt, site_key};
 use crate::tokens;
 use crate::transport::parse_basic;
 
@@ -85,18 +87,68 @@ pub(super) async fn login(
     let creds = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| parse_basic(v.as_bytes()));
-    let judged = creds.is_some();
-    let result = match creds {
-        None => Err(ApiError::CouldNotVerify),
-        // From here on the attempt runs to its verdict in a task of its own. It is counted in the
-        // throttle when it begins and forgiven when it succeeds: a client that hung up, or the
-        // request timeout, must not cut it off in between and leave it counted as a failure (a
-        // few such hang-ups under load would ban a user who never guessed).
-        Some(creds) => tokio::spawn(judge(state.clone(), client, creds.username, creds.password))
-            .await
-            .unwrap_or_else(|e| Err(ApiError::Internal(Cause::new("a login task failed", &e)))),
+    let Some(creds) = creds else {
+        let refused = Err(ApiError::CouldNotVerify);
+        count(&state, false, &refused);
+        return refused;
     };
-    let outcome = match &result {
+    sign_in(
+        &state,
+        client,
+        creds.username,
+        creds.password,
+        |state, attempt, username, now| async move {
+            // The throttle's forgiveness and the new session: one transaction, one commit.
+            let started = state
+                .sessions
+                .start_after(&state.throttle, &attempt, &username, now)
+                .await?;
+            token_response(
+                &state,
+                &username,
+                &started.sid,
+                started.refresh_token.0,
+                now,
+            )
+        },
+    )
+    .await
+}
+
+/// The one credential check of `POST /login` and `POST /signin`: the throttle, a place in the
+/// hashing pool, the password (with the users file's timing defence), then `finish` with the
+/// throttle's attempt, the user and the time, to record the success (forgive the attempt and
+/// start a session, in one commit) and make the answer. The whole attempt runs to its verdict in
+/// a task of its own: it is counted in the throttle when it begins and forgiven when it succeeds,
+/// and a client that hung up, or the request timeout, must not cut it off in between and leave it
+/// counted as a failure (a few such hang-ups under load would ban a user who never guessed).
+/// Counted in the login metrics and logged like a login.
+pub(super) async fn sign_in<T, F, Fut>(
+    state: &AppState,
+    client: std::net::IpAddr,
+    username: String,
+    password: secrecy::SecretString,
+    finish: F,
+) -> Result<T, ApiError>
+where
+    F: FnOnce(AppState, Attempt, String, i64) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T, ApiError>> + Send + 'static,
+    T: Send + 'static,
+{
+    let task_state = state.clone();
+    let result = tokio::spawn(async move {
+        let attempt = judge(&task_state, client, &username, password).await?;
+        finish(task_state, attempt, username, tokens::now()).await
+    })
+    .await
+    .unwrap_or_else(|e| Err(ApiError::Internal(Cause::new("a login task failed", &e))));
+    count(state, true, &result);
+    result
+}
+
+/// Counts a login's outcome, and logs a refusal of credentials that were there to judge.
+fn count<T>(state: &AppState, judged: bool, result: &Result<T, ApiError>) {
+    let outcome = match result {
         Ok(_) => LoginOutcome::Ok,
         Err(ApiError::CouldNotVerify) => LoginOutcome::BadCredentials,
         Err(ApiError::TooManyAttempts { .. }) => LoginOutcome::Throttled,
@@ -112,16 +164,16 @@ pub(super) async fn login(
     {
         tracing::info!(target: "authd::login", outcome = outcome.label(), "login refused");
     }
-    result
 }
 
-/// Reserves a hashing place, counts the attempt, checks the password and records the verdict.
+/// Reserves a hashing place, counts the attempt and checks the password: the attempt, to be
+/// forgiven when the success is recorded.
 async fn judge(
-    state: AppState,
+    state: &AppState,
     client: std::net::IpAddr,
-    username: String,
+    username: &str,
     password: secrecy::SecretString,
-) -> Result<Response, ApiError> {
+) -> Result<Attempt, ApiError> {
     // A place for the hash first: when hashing is saturated the answer is 503 (after a short
     // wait in a line that serves the addresses holding the fewest places first), before the
     // attempt is written to the database (so a flood costs the store nothing).
@@ -132,11 +184,11 @@ async fn judge(
         .map_err(|_| ApiError::Busy)?;
     let attempt = state
         .throttle
-        .begin(&username, client, tokens::now())
+        .begin(username, client, tokens::now())
         .await?;
     // The users as they are now; a reload meanwhile does not change this login's answer.
     let users = state.users.load_full();
-    let name = username.clone();
+    let name = username.to_owned();
     let checked = slot
         .run(move || users.check(&name, password.expose_secret().as_bytes()))
         .await;
@@ -151,19 +203,7 @@ async fn judge(
     if !ok {
         return Err(ApiError::CouldNotVerify);
     }
-    let now = tokens::now();
-    // The throttle's forgiveness and the new session: one transaction, one commit.
-    let started = state
-        .sessions
-        .start_after(&state.throttle, &attempt, &username, now)
-        .await?;
-    token_response(
-        &state,
-        &username,
-        &started.sid,
-        started.refresh_token.0,
-        now,
-    )
+    Ok(attempt)
 }
 
 /// The answer to a login or a refresh: a new access token of the session `sid` beside

@@ -10,6 +10,7 @@ mod json;
 mod login;
 mod metrics;
 mod openapi;
+mod pages;
 mod protected;
 mod refresh;
 mod verify;
@@ -43,10 +44,12 @@ pub(crate) use metrics::{MetricsState, metrics_only_router};
 pub use openapi::document as openapi;
 pub use refresh::RefreshRequest;
 pub use verify::{
-    REMOTE_GROUPS, REMOTE_USER, X_AUTH_EXPIRES, X_AUTH_REQUEST_GROUPS, X_AUTH_REQUEST_USER,
-    X_AUTH_USER, X_FORWARDED_URI, X_ORIGINAL_URI, X_ORIGINAL_URL,
+    REDIRECT_PARAM, REMOTE_GROUPS, REMOTE_USER, X_AUTH_EXPIRES, X_AUTH_REQUEST_GROUPS,
+    X_AUTH_REQUEST_USER, X_AUTH_USER, X_FORWARDED_HOST, X_FORWARDED_METHOD, X_FORWARDED_PROTO,
+    X_FORWARDED_URI, X_ORIGINAL_URI, X_ORIGINAL_URL,
 };
 
+use crate::browser::{BrowserSettings, Csrf};
 use crate::config::Limits;
 use crate::metrics::Metrics;
 use crate::proxies::{ForwardedUriHeader, TrustedProxies};
@@ -95,6 +98,10 @@ pub(crate) struct Shared {
     pub(crate) check: TokenCheck,
     /// Which header `/verify` reads the original request target from.
     pub(crate) forwarded_uri: ForwardedUriHeader,
+    /// The sign-in page, the session cookie and the redirects.
+    pub(crate) browser: Arc<BrowserSettings>,
+    /// The sign-in and sign-out forms' CSRF keys.
+    pub(crate) csrf: Csrf,
 }
 
 impl FromRef<AppState> for TokenCheck {
@@ -129,6 +136,8 @@ fn api(with_metrics: bool) -> OpenApiRouter<AppState> {
         .routes(routes!(refresh::logout))
         .routes(routes!(protected::protected))
         .routes(routes!(verify::verify))
+        .routes(routes!(pages::signin_page, pages::signin))
+        .routes(routes!(pages::signout_page, pages::signout))
         .routes(routes!(health::healthz))
         .routes(routes!(openapi::openapi_json));
     if with_metrics {

@@ -21,12 +21,14 @@ use super::json::{MessageResponse, json};
         title = "authd",
         description = "A small, fast, secure JWT auth server: `POST /login` takes HTTP Basic \
             credentials and answers a short-lived HS256 token; `GET /protected` answers only for a \
-            valid one. Every answer is `application/json`; every error is `{\"message\": ...}`.",
+            valid one. Every API answer is `application/json`; every API error is \
+            `{\"message\": ...}`. The browser pages (`/signin`, `/signout`) answer HTML.",
     ),
     tags(
         (name = "tokens", description = "Logging in and using the token"),
         (name = "sessions", description = "Refresh tokens: rotating and ending sessions"),
         (name = "forward-auth", description = "For reverse proxies"),
+        (name = "browser", description = "Pages for people: signing in and out with a session cookie"),
         (name = "operations", description = "For operators and tools"),
     ),
     modifiers(&SecuritySchemes),

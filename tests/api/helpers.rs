@@ -157,6 +157,7 @@ pub fn test_config(dir: &Path) -> Config {
         strict: false,
         metrics_listen: None,
         forwarded_uri_header: ForwardedUriHeader::default(),
+        browser: authd::browser::BrowserSettings::default(),
     }
 }
 

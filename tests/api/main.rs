@@ -6,6 +6,8 @@
 
 mod admin;
 mod basic_auth;
+mod browser;
+mod browser_e2e;
 mod caddy;
 mod commits;
 mod contract;

