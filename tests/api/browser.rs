@@ -283,6 +283,12 @@ async fn signing_in_sets_the_cookie_that_verify_takes_and_signing_out_ends_it() 
         cleared.starts_with("authd_session=;") && cleared.contains("Max-Age=0"),
         "{cleared}"
     );
+    // A copy of the cookie taken before (another tab, a stolen one) opens nothing any more:
+    // sign-out ended the session, not just this browser's cookie.
+    let copied = format!("authd_session={cookie}");
+    let res = verify_with(&app, "/verify", &[("cookie", copied.as_str())]).await;
+    assert_eq!(res.status(), 401);
+    assert!(res.headers().get("remote-user").is_none());
 }
 
 #[tokio::test]
