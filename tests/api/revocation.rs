@@ -324,3 +324,135 @@ async fn max_revoked_sessions_outside_1000_to_10000000_is_refused_at_start() {
         );
     }
 }
+
+/// The `NAME=value` pair of the `Set-Cookie` line for `name` in `headers`.
+fn set_cookie_pair(headers: &reqwest::header::HeaderMap, name: &str) -> String {
+    headers
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("no {name} cookie in {headers:?}"))
+        .to_owned()
+}
+
+/// The hidden CSRF field of a form page.
+fn csrf_field(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no csrf field in {html}"))
+        .to_owned()
+}
+
+/// A browser's sign-in on `app` through the form (plain-HTTP development cookies): the CSRF
+/// cookie and the session cookie, as `NAME=value` pairs.
+async fn sign_in(app: &Binary) -> (String, String) {
+    let page = app.client.get(app.url("/signin")).send().await.unwrap();
+    let csrf = set_cookie_pair(page.headers(), "authd_csrf");
+    let field = csrf_field(&page.text().await.unwrap());
+    // The answer is a redirect whose Set-Cookie is wanted, not the page it leads to.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = no_redirects
+        .post(app.url("/signin"))
+        .header("cookie", &csrf)
+        .form(&[("username", USER), ("password", PASSWORD), ("csrf", &field)])
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_redirection(), "{}", res.status());
+    (csrf, set_cookie_pair(res.headers(), "authd_session"))
+}
+
+/// The status of `/verify` with the session cookie `cookie` (`NAME=value`) alone.
+async fn verify_cookie(app: &Binary, cookie: &str) -> u16 {
+    app.client
+        .get(app.url("/verify"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Waits (bounded: three times [`BOUND`]) until `app` refuses the session cookie on `/verify`,
+/// and returns how long that took from `since`.
+async fn cookie_refused_after(app: &Binary, cookie: &str, since: Instant) -> Duration {
+    let deadline = since + 3 * BOUND;
+    loop {
+        let status = verify_cookie(app, cookie).await;
+        if status == 401 {
+            return since.elapsed();
+        }
+        assert_eq!(status, 200, "neither accepted nor refused");
+        assert!(
+            Instant::now() < deadline,
+            "the cookie was still accepted {:?} after its session ended",
+            since.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL (AUTHD_TEST_DATABASE_URL)"]
+async fn two_instances_on_one_postgres_refuse_a_session_cookie_within_a_second_of_its_sign_out_or_sessions_revoke()
+ {
+    let db = TestDb::postgres("revocation_two_instances_cookie").await;
+    let dev = [("AUTHD_COOKIE_SECURE", "false")];
+    let a = start_on(&db.url, &dev).await;
+    let b = start_on(&db.url, &dev).await;
+
+    // Signed in on A, the cookie opens B too; a copy of it kept aside must die with the
+    // sign-out on A, on B as well, within the bound.
+    let (csrf, cookie) = sign_in(&a).await;
+    assert_eq!(verify_cookie(&b, &cookie).await, 200);
+    let page = a
+        .client
+        .get(a.url("/signout"))
+        .header("cookie", format!("{cookie}; {csrf}"))
+        .send()
+        .await
+        .unwrap();
+    let field = csrf_field(&page.text().await.unwrap());
+    let res = a
+        .client
+        .post(a.url("/signout"))
+        .header("cookie", format!("{cookie}; {csrf}"))
+        .form(&[("csrf", &field)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let took = cookie_refused_after(&b, &cookie, Instant::now()).await;
+    assert!(
+        took < BOUND,
+        "B accepted the cookie {took:?} after the sign-out"
+    );
+    assert_eq!(verify_cookie(&a, &cookie).await, 401);
+
+    // Signed in on B, ended from the command line: both instances refuse the cookie within the
+    // bound after the command exits.
+    let (_, cookie) = sign_in(&b).await;
+    assert_eq!(verify_cookie(&a, &cookie).await, 200);
+    let (code, _, err) = run_to_exit(
+        &["sessions", "revoke", "--user", USER],
+        &[("AUTHD_DATABASE_URL", db.url.as_str())],
+        |_| {},
+    )
+    .await;
+    assert_eq!(code, Some(0), "{err}");
+    let exited = Instant::now();
+    for app in [&a, &b] {
+        let took = cookie_refused_after(app, &cookie, exited).await;
+        assert!(
+            took < BOUND,
+            "refused only {took:?} after the command exited"
+        );
+    }
+}
