@@ -110,6 +110,16 @@ async fn wait_for_url(c: &Client, prefix: &str) -> String {
     );
 }
 
+/// The page's first `css` element, waited for (10 s at most): a click does not wait for the page
+/// it leads to, so the element may not be there yet when the next step looks.
+async fn find(c: &Client, css: &str) -> fantoccini::elements::Element {
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css} within 10 s: {e}"))
+}
+
 /// Waits (10 s at most) until the page's first `css` element reads `expected`: after a click the
 /// element found may still be the old page's, gone stale by the time its text is read.
 async fn wait_for_text(c: &Client, css: &str, expected: &str) {
@@ -130,24 +140,13 @@ async fn wait_for_text(c: &Client, css: &str, expected: &str) {
 
 /// Types into the sign-in form and sends it.
 async fn sign_in(c: &Client, user: &str, password: &str) {
-    c.find(Locator::Css("#username"))
+    find(c, "#username").await.send_keys(user).await.unwrap();
+    find(c, "#password")
         .await
-        .unwrap()
-        .send_keys(user)
-        .await
-        .unwrap();
-    c.find(Locator::Css("#password"))
-        .await
-        .unwrap()
         .send_keys(password)
         .await
         .unwrap();
-    c.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    find(c, "button[type=submit]").await.click().await.unwrap();
 }
 
 /// The flow, the proxy on `front`; `screenshot` saves the sign-in page to
@@ -176,49 +175,32 @@ async fn flow(front: u16, log: &dyn Fn() -> String, screenshot: bool) {
 
     // A wrong password: the error, still on the sign-in page.
     sign_in(c, USER, "not-the-password").await;
-    let error = c.find(Locator::Css("p.error")).await.unwrap();
+    let error = find(c, "p.error").await;
     assert_eq!(error.text().await.unwrap(), "Wrong username or password");
 
     // The right one: back on the original URL, the user's name shown by the app.
     sign_in(c, USER, PASSWORD).await;
     let at = wait_for_url(c, &app_url).await;
     assert_eq!(at, app_url);
-    let who = c
-        .find(Locator::Css("#who"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let who = find(c, "#who").await.text().await.unwrap();
     assert_eq!(who, format!("app: user=[{USER}]"), "{}", log());
 
     // A reload stays signed in.
     c.refresh().await.unwrap();
-    let who = c
-        .find(Locator::Css("#who"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let who = find(c, "#who").await.text().await.unwrap();
     assert_eq!(who, format!("app: user=[{USER}]"));
 
     // Sign out.
     c.goto(&format!("http://auth.example.test:{front}/signout"))
         .await
         .unwrap();
-    c.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    find(c, "button[type=submit]").await.click().await.unwrap();
     wait_for_text(c, "h1", "Signed out").await;
 
     // The app asks to sign in again.
     c.goto(&app_url).await.unwrap();
     wait_for_url(c, &signin).await;
-    assert!(c.find(Locator::Css("#password")).await.is_ok());
+    find(c, "#password").await;
     chromium.client.clone().close().await.unwrap();
 }
 
