@@ -304,7 +304,20 @@ impl Sessions {
         username: &str,
         now: i64,
     ) -> Result<Started, SessionError> {
-        let (token, new) = self.new_session(now)?;
+        self.start_after_for(throttle, attempt, username, now, self.settings.lifetime)
+            .await
+    }
+
+    /// [`Sessions::start_after`], for a session that ends `lifetime` from `now`.
+    async fn start_after_for(
+        &self,
+        throttle: &Throttle,
+        attempt: &Attempt,
+        username: &str,
+        now: i64,
+        lifetime: Duration,
+    ) -> Result<Started, SessionError> {
+        let (token, new) = self.new_session_for(now, lifetime)?;
         let trimmed = self
             .store
             .bounded(async {
@@ -336,20 +349,10 @@ impl Sessions {
         now: i64,
         lifetime: Duration,
     ) -> Result<String, SessionError> {
-        let (_unseen, new) = self.new_session_for(now, lifetime)?;
-        let trimmed = self
-            .store
-            .bounded(async {
-                let mut tx = self.store.pool().begin().await?;
-                throttle.forgive_in(&mut tx, attempt).await?;
-                let trimmed = self.start_in(&mut tx, username, &new).await?;
-                tx.commit().await?;
-                Ok(trimmed)
-            })
+        let started = self
+            .start_after_for(throttle, attempt, username, now, lifetime)
             .await?;
-        throttle.forgiven(attempt);
-        self.revocations.remember(&trimmed, now);
-        Ok(new.sid)
+        Ok(started.sid)
     }
 
     /// A new session's id, first token and lifetimes, made before its transaction begins.
