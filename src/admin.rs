@@ -1,7 +1,8 @@
 //! The `authd sessions` subcommands: list, revoke, export and import sessions straight in the
 //! database, without a running server (and without its secret or users file); the `authd users` /
-//! `authd groups` file edits are in [`users`].
+//! `authd groups` file edits are in [`users`], `authd keys generate` in [`keys`].
 
+pub mod keys;
 mod transfer;
 pub mod users;
 

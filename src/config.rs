@@ -18,7 +18,10 @@ use crate::store::{DEFAULT_DATABASE_URL, MEMORY_DATABASE_URL, StoreOptions};
 use crate::throttle::{ASVS_MAX_FAILURES_PER_HOUR, ThrottleSettings};
 use crate::tokens::{CookieLifetimes, TokenKeys, TokenSettings};
 
+mod signing;
 mod strength;
+
+pub use signing::Signing;
 
 /// Shortest secret accepted, in bytes: HS256's key should be at least as long as its 256-bit hash
 /// (RFC 7518 §3.2).
@@ -171,6 +174,25 @@ pub enum Command {
     /// Add a user to a group or take one out, in the groups file of AUTHD_GROUPS.
     #[command(subcommand)]
     Groups(GroupsCommand),
+    /// Make signing keys for AUTHD_SIGNING_ALG=EdDSA or ES256.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `authd keys ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print a new private key (PKCS#8 PEM) for AUTHD_SIGNING_KEY_FILE, and its `kid` on standard
+    /// error. Written owner-only: `--output FILE` makes a new file with mode 0600, and standard
+    /// output redirected to a file (`> key.pem`) is made 0600 too.
+    Generate {
+        /// EdDSA (Ed25519) or ES256 (ECDSA P-256).
+        #[arg(long, default_value = "EdDSA")]
+        alg: String,
+        /// Write to this new file (never overwriting one) instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 /// `authd users ...`. A password is asked twice on a terminal, else read as the first line of
@@ -439,6 +461,31 @@ pub struct ServeArgs {
     /// instead of --secret-key-previous.
     #[arg(long, global = true, env = "AUTHD_SECRET_KEY_PREVIOUS_FILE")]
     pub secret_key_previous_file: Option<PathBuf>,
+    /// Algorithm tokens are signed with: HS256 (the shared secret; the default), or EdDSA
+    /// (Ed25519) or ES256 (ECDSA P-256) with a key pair whose public keys are published at
+    /// /.well-known/jwks.json, so that other services verify without a secret. Only this
+    /// algorithm's tokens are accepted.
+    #[arg(long, global = true, env = "AUTHD_SIGNING_ALG", value_name = "ALG")]
+    pub signing_alg: Option<String>,
+    /// EdDSA/ES256: the private key, PEM PKCS#8 (`authd keys generate --alg EdDSA > key.pem`),
+    /// owner-only (refused when group or others may read it).
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHD_SIGNING_KEY_FILE",
+        value_name = "FILE"
+    )]
+    pub signing_key_file: Option<PathBuf>,
+    /// EdDSA/ES256: previous keys (PEM, public or private), still accepted and published during a
+    /// rotation. Comma-separated, or the flag repeated.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHD_SIGNING_KEY_PREVIOUS_FILES",
+        value_delimiter = ',',
+        value_name = "FILES"
+    )]
+    pub signing_key_previous_files: Vec<PathBuf>,
     /// TLS certificate chain (PEM). With --tls-key, authd serves HTTPS; re-read on SIGHUP.
     #[arg(long, global = true, env = "AUTHD_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
@@ -712,8 +759,11 @@ impl Default for Limits {
 pub struct Config {
     /// Address to listen on (port 0: any free port).
     pub listen: SocketAddr,
-    /// The HMAC secret.
+    /// The HMAC secret under HS256; under a key pair, authd's internal secret derived from the
+    /// private key (throttle counters, CSRF tokens, decoy choice).
     pub secret: SecretSlice<u8>,
+    /// What signs tokens: the secret, or a key pair.
+    pub signing: Signing,
     /// Where the users come from.
     pub users: UsersSource,
     /// The groups file; nobody is in a group without one.
@@ -765,6 +815,33 @@ pub enum ConfigError {
     /// Both ways of giving a secret were used.
     #[error("both AUTHD_SECRET_KEY and AUTHD_SECRET_KEY_FILE are set; set only one")]
     TwoSecrets,
+    /// `AUTHD_SIGNING_ALG` names no algorithm authd signs with.
+    #[error("AUTHD_SIGNING_ALG `{0}`: use HS256, EdDSA or ES256")]
+    BadSigningAlg(String),
+    /// HS256 settings beside a key pair, or key-pair settings under HS256.
+    #[error("{0}")]
+    SigningMix(&'static str),
+    /// A key pair algorithm without a key.
+    #[error(
+        "AUTHD_SIGNING_ALG={0} needs a private key: make one with `authd keys generate --alg {0} --output key.pem` and set AUTHD_SIGNING_KEY_FILE=key.pem"
+    )]
+    NoSigningKey(crate::signing::SigningAlg),
+    /// A signing key file that cannot be used.
+    #[error("signing key file {path}: {reason}")]
+    SigningKey {
+        /// The file.
+        path: String,
+        /// Why (never its contents).
+        reason: String,
+    },
+    /// A key pair without `AUTHD_ISSUER`.
+    #[error(
+        "AUTHD_SIGNING_ALG=EdDSA or ES256 needs AUTHD_ISSUER, the https URL authd is reached at: verifiers find its keys at AUTHD_ISSUER/.well-known/jwks.json"
+    )]
+    IssuerNeeded,
+    /// An issuer that is no URL verifiers could fetch keys from.
+    #[error("AUTHD_ISSUER {0}")]
+    BadIssuer(String),
     /// A setting was given both as a value and as a file.
     #[error("both {0} and {1} are set; set only one")]
     Both(&'static str, &'static str),
@@ -920,12 +997,25 @@ impl Config {
             listen,
             args.tls_cert.is_some() || args.tls_key.is_some(),
         )?;
-        let previous_secrets = args.checked_previous_secrets()?;
-        let tokens = args.token_settings()?;
-        let secret = match args.checked_secret()? {
-            Some(bytes) => bytes,
-            None if args.demo => random_secret()?,
-            None => return Err(ConfigError::NoSecret),
+        let mut tokens = args.token_settings()?;
+        let (signing, secret, previous_secrets) = match signing::key_pair(&args)? {
+            Some(pair) => {
+                tokens.issuer = Some(signing::issuer_for_key_pair(
+                    tokens.issuer.take(),
+                    args.demo,
+                    listen,
+                )?);
+                (pair.signing, pair.secret, pair.previous_secrets)
+            }
+            None => {
+                let previous = args.checked_previous_secrets()?;
+                let secret = match args.checked_secret()? {
+                    Some(bytes) => bytes,
+                    None if args.demo => random_secret()?,
+                    None => return Err(ConfigError::NoSecret),
+                };
+                (Signing::Secret, SecretSlice::from(secret), previous)
+            }
         };
         let users = match (args.demo, args.users) {
             (true, _) => UsersSource::Demo,
@@ -1020,7 +1110,8 @@ impl Config {
         let forwarded_uri_header = args.forwarded_uri_header.parse::<ForwardedUriHeader>()?;
         Ok(Self {
             listen,
-            secret: SecretSlice::from(secret),
+            secret,
+            signing,
             users,
             groups: args.groups.filter(|p| !p.as_os_str().is_empty()),
             tokens,

@@ -105,6 +105,7 @@ mod reload;
 pub mod revocations;
 mod server;
 pub mod sessions;
+pub mod signing;
 mod startup;
 pub mod store;
 pub mod telemetry;

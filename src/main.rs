@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use authd::admin::users as edit;
 use authd::config::{
-    Cli, Command, GroupsCommand, LogFormat, ServeArgs, SessionsCommand, UsersCommand,
+    Cli, Command, GroupsCommand, KeysCommand, LogFormat, ServeArgs, SessionsCommand, UsersCommand,
 };
 use authd::{Application, Config};
 use clap::Parser as _;
@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         },
         Some(Command::Users(command)) => users(&command, &cli.serve),
         Some(Command::Groups(command)) => groups(&command, &cli.serve),
+        Some(Command::Keys(command)) => keys(&command),
         None => serve(cli),
     }
 }
@@ -217,6 +218,28 @@ fn read_password(confirm: bool) -> Result<String, String> {
         return Err("empty password".to_owned());
     }
     Ok(password)
+}
+
+fn keys(command: &KeysCommand) -> ExitCode {
+    let KeysCommand::Generate { alg, output } = command;
+    let alg = match alg.parse::<authd::signing::SigningAlg>() {
+        Ok(a) if a.is_asymmetric() => a,
+        _ => {
+            return fail(
+                LogFormat::Text,
+                &format_args!(
+                    "keys generate --alg: EdDSA or ES256 (HS256 takes a secret: `openssl rand -base64 48`)"
+                ),
+            );
+        }
+    };
+    match authd::admin::keys::generate(alg, output.as_deref()) {
+        Ok(kid) => {
+            eprintln!("authd: made an {alg} key, kid {kid}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(LogFormat::Text, &e),
+    }
 }
 
 fn hash_password() -> ExitCode {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
-use crate::config::{Config, Limits, UsersSource};
+use crate::config::{Config, Limits, Signing, UsersSource};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::reload::UsersReload;
@@ -115,12 +115,23 @@ impl Application {
         let config = Arc::new(config);
         let users = Arc::new(ArcSwap::from_pointee(load_users(&config)?));
         let users_reload = UsersReload::new(Arc::clone(&config), Arc::clone(&users));
-        let keys = TokenKeys::with_previous(
-            config.secret_bytes(),
-            &config.previous_secret_bytes(),
-            config.tokens.clone(),
-        )
-        .map_err(|e| StartError::Keys(e.to_string()))?;
+        let keys = match &config.signing {
+            Signing::Secret => TokenKeys::with_previous(
+                config.secret_bytes(),
+                &config.previous_secret_bytes(),
+                config.tokens.clone(),
+            )
+            .map_err(|e| StartError::Keys(e.to_string()))?,
+            Signing::KeyPair { key, previous } => {
+                TokenKeys::with_key_pair(key, previous, config.tokens.clone())
+                    .map_err(|e| StartError::Keys(e.to_string()))?
+            }
+        };
+        tracing::info!(
+            alg = %keys.algorithm(),
+            kid = keys.current_key_id(),
+            "signing keys ready"
+        );
         let tls = config.tls.clone().map(Tls::load).transpose()?.map(Arc::new);
         let reload = Some(Box::pin(reload_tasks(tls.clone(), users_reload))
             as Pin<Box<dyn Future<Output = ()> + Send>>);

@@ -1,11 +1,14 @@
-//! Access tokens: HS256 JWTs. Claims, the keys built once from the secret (and the previous
+//! Access tokens: JWTs signed with HS256 (the default) or EdDSA/ES256 ([`crate::signing`]). Claims, the keys built once from the secret (and the previous
 //! secrets still accepted during a rotation), issuing and verifying. Plain Rust with no HTTP in
 //! it; every function that needs the time takes `now` from its caller.
 
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+
+pub use crate::signing::{KeyError, PublicKey, SigningAlg, SigningKey};
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds: small enough that an expired token stops
 /// working within half a minute, large enough for hosts whose clocks differ by a few seconds.
@@ -201,23 +204,31 @@ pub fn key_id(secret: &[u8]) -> String {
         })
 }
 
-/// A secret that verifies tokens, with the `kid` that names it.
+/// A key that verifies tokens, with the `kid` that names it.
 struct VerifyingKey {
     kid: String,
     decoding: DecodingKey,
 }
 
-/// Signing and verifying keys, built once from the secret and shared by every request.
+/// Signing and verifying keys, built once and shared by every request.
 ///
-/// Tokens are signed with the current secret and carry its [`key_id`] as `kid`. A token is
-/// verified with the key its `kid` names, the current one or a previous one; a `kid` naming no
-/// key is invalid. A token without `kid` (made by PyJWT or another library, or by authd before
-/// key IDs) is tried against the current key, then each previous one.
+/// Under HS256 (the default), tokens are signed with the current secret and carry its
+/// [`key_id`] as `kid`; under EdDSA or ES256 ([`TokenKeys::with_key_pair`]), with a private key,
+/// and the `kid` is the public key's RFC 7638 thumbprint. One algorithm is accepted, the one the
+/// keys are of: an EdDSA deployment refuses HS256 tokens (whatever their HMAC key) and `none`.
+///
+/// A token is verified with the key its `kid` names, the current one or a previous one; a `kid`
+/// naming no key is invalid. A token without `kid` (made by PyJWT or another library, or by authd
+/// before key IDs) is tried against the current key, then each previous one.
 pub struct TokenKeys {
-    encoding: EncodingKey,
+    alg: SigningAlg,
+    /// `None`: verify-only keys ([`TokenKeys::verify_only`]), which issue nothing.
+    encoding: Option<EncodingKey>,
     header: Header,
     /// The current key first, then the previous ones in the order given.
     verifying: Vec<VerifyingKey>,
+    /// The public keys (empty under HS256), in the order of `verifying`.
+    public: Vec<PublicKey>,
     validation: Validation,
     /// `validation` without `iss` and `aud` required (a wrong one is still refused), used before
     /// `settings.accept_missing_claims_until`.
@@ -230,6 +241,7 @@ pub struct TokenKeys {
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenKeys")
+            .field("alg", &self.alg)
             .field("keys", &"[REDACTED]")
             .field("settings", &self.settings)
             .finish()
@@ -237,7 +249,7 @@ impl std::fmt::Debug for TokenKeys {
 }
 
 impl TokenKeys {
-    /// Builds the keys from the shared secret (refused only when empty).
+    /// Builds HS256 keys from the shared secret (refused only when empty).
     pub fn new(
         secret: &[u8],
         settings: TokenSettings,
@@ -245,16 +257,95 @@ impl TokenKeys {
         Self::with_previous(secret, &[], settings)
     }
 
-    /// Builds the keys from the current secret, which signs, and previous secrets that still
+    /// Builds HS256 keys from the current secret, which signs, and previous secrets that still
     /// verify the tokens they signed until those expire.
     pub fn with_previous(
         secret: &[u8],
         previous: &[&[u8]],
         settings: TokenSettings,
     ) -> Result<Self, jsonwebtoken::errors::Error> {
-        // The algorithm is pinned: a token whose header names anything but HS256 (none, HS384,
-        // RS256, ...) is refused before its signature is looked at.
-        let mut validation = Validation::new(Algorithm::HS256);
+        let verifying = std::iter::once(secret)
+            .chain(previous.iter().copied())
+            .map(|s| {
+                Ok(VerifyingKey {
+                    kid: key_id(s),
+                    decoding: DecodingKey::from_secret(s)?,
+                })
+            })
+            .collect::<Result<Vec<_>, jsonwebtoken::errors::Error>>()?;
+        Ok(Self::build(
+            SigningAlg::Hs256,
+            Some(EncodingKey::from_secret(secret)?),
+            verifying,
+            Vec::new(),
+            settings,
+        ))
+    }
+
+    /// Builds EdDSA or ES256 keys: `key` signs; it and the `previous` public keys (of the same
+    /// algorithm) verify. A previous key equal to the current one is left out.
+    pub fn with_key_pair(
+        key: &SigningKey,
+        previous: &[PublicKey],
+        settings: TokenSettings,
+    ) -> Result<Self, KeyError> {
+        let mut public = vec![key.public().clone()];
+        for p in previous {
+            if public.iter().all(|k| k.kid() != p.kid()) {
+                public.push(p.clone());
+            }
+        }
+        Self::from_public(
+            key.public().alg(),
+            Some(key.encoding().clone()),
+            public,
+            settings,
+        )
+    }
+
+    /// Builds keys that verify tokens signed with any of `keys` (all of one algorithm, EdDSA or
+    /// ES256) and issue none: what a service that only checks authd's tokens needs, given
+    /// authd's public keys (from PEM files, or from its `/.well-known/jwks.json`).
+    pub fn verify_only(keys: &[PublicKey], settings: TokenSettings) -> Result<Self, KeyError> {
+        let alg = keys
+            .first()
+            .map(PublicKey::alg)
+            .ok_or(KeyError::Unreadable)?;
+        Self::from_public(alg, None, keys.to_vec(), settings)
+    }
+
+    fn from_public(
+        alg: SigningAlg,
+        encoding: Option<EncodingKey>,
+        public: Vec<PublicKey>,
+        settings: TokenSettings,
+    ) -> Result<Self, KeyError> {
+        if !alg.is_asymmetric() {
+            return Err(KeyError::Symmetric);
+        }
+        if public.iter().any(|k| k.alg() != alg) {
+            return Err(KeyError::Unreadable);
+        }
+        let verifying = public
+            .iter()
+            .map(|k| VerifyingKey {
+                kid: k.kid().to_owned(),
+                decoding: k.decoding().clone(),
+            })
+            .collect();
+        Ok(Self::build(alg, encoding, verifying, public, settings))
+    }
+
+    fn build(
+        alg: SigningAlg,
+        encoding: Option<EncodingKey>,
+        verifying: Vec<VerifyingKey>,
+        public: Vec<PublicKey>,
+        settings: TokenSettings,
+    ) -> Self {
+        // The algorithm is pinned: a token whose header names any other (none, HS384, RS256,
+        // HS256 under EdDSA, ...) is refused before its signature is looked at.
+        let mut validation = Validation::new(alg.jwt());
         // `exp` and `nbf` are checked in `verify` against the caller's `now`, so that tests
         // need no sleeping; the library only insists that `exp` is there.
         validation.validate_exp = false;
@@ -274,29 +365,52 @@ impl TokenKeys {
         // `required` adds.
         let mut lenient = validation.clone();
         lenient.set_required_spec_claims(&["exp"]);
-        let verifying = std::iter::once(secret)
-            .chain(previous.iter().copied())
-            .map(|s| {
-                Ok(VerifyingKey {
-                    kid: key_id(s),
-                    decoding: DecodingKey::from_secret(s)?,
-                })
-            })
-            .collect::<Result<Vec<_>, jsonwebtoken::errors::Error>>()?;
-        let mut header = Header::new(Algorithm::HS256);
-        header.kid = Some(key_id(secret));
+        let mut header = Header::new(alg.jwt());
+        header.kid = verifying.first().map(|k| k.kid.clone());
         let max_exp_ahead = i64::try_from(settings.ttl.as_secs())
             .unwrap_or(i64::MAX)
             .saturating_add(LEEWAY_SECS);
-        Ok(Self {
-            encoding: EncodingKey::from_secret(secret)?,
+        Self {
+            alg,
+            encoding,
             header,
             verifying,
+            public,
             validation,
             lenient,
             settings,
             max_exp_ahead,
-        })
+        }
+    }
+
+    /// The algorithm tokens are signed and verified with.
+    pub fn algorithm(&self) -> SigningAlg {
+        self.alg
+    }
+
+    /// The public keys, current first (none under HS256, whose key is a secret).
+    pub fn public_keys(&self) -> &[PublicKey] {
+        &self.public
+    }
+
+    /// The public keys as a JWK Set (RFC 7517), as `/.well-known/jwks.json` serves it; empty
+    /// under HS256.
+    pub fn jwks(&self) -> JwkSet {
+        JwkSet {
+            keys: self.public.iter().map(|k| k.jwk().clone()).collect(),
+        }
+    }
+
+    /// Whether `kid` names one of these keys.
+    pub fn knows_kid(&self, kid: &str) -> bool {
+        self.verifying.iter().any(|k| k.kid == kid)
+    }
+
+    /// The signing key, or an error for verify-only keys.
+    fn encoding(&self) -> Result<&EncodingKey, jsonwebtoken::errors::Error> {
+        self.encoding
+            .as_ref()
+            .ok_or_else(|| jsonwebtoken::errors::ErrorKind::InvalidKeyFormat.into())
     }
 
     /// The `kid` of the current (signing) key.
@@ -347,14 +461,14 @@ impl TokenKeys {
             sid: sid.map(str::to_owned),
             auth_time: None,
         };
-        let token = jsonwebtoken::encode(&self.header, &claims, &self.encoding)?;
+        let token = jsonwebtoken::encode(&self.header, &claims, self.encoding()?)?;
         Ok(IssuedToken {
             token,
             expires_in: ttl,
         })
     }
 
-    /// Verifies `token` at `now`: HS256 only, signature with the key its `kid` names (or any of
+    /// Verifies `token` at `now`: the keys' algorithm only, signature with the key its `kid` names (or any of
     /// ours when it has none), `exp` required and in the future (within [`LEEWAY_SECS`]) but no
     /// further ahead than the configured lifetime (plus the leeway), `nbf` honoured, `iss`/`aud`
     /// when configured (either may be missing before `settings.accept_missing_claims_until`, never
@@ -403,7 +517,7 @@ impl TokenKeys {
         };
         let mut header = self.header.clone();
         header.typ = Some(SESSION_TYP.to_owned());
-        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)?;
+        let token = jsonwebtoken::encode(&header, &claims, self.encoding()?)?;
         Ok(IssuedToken {
             token,
             expires_in: u64::try_from(exp.saturating_sub(now)).unwrap_or(0),
@@ -531,6 +645,7 @@ mod tests {
     use super::*;
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jsonwebtoken::Algorithm;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-unit-tests";
     const NOW: i64 = 1_800_000_000;
@@ -982,5 +1097,133 @@ mod tests {
             .unwrap()
             .token;
         assert_eq!(k.verify_session(&t, NOW, l), Err(VerifyError::Invalid));
+    }
+
+    fn key_pair(alg: SigningAlg) -> SigningKey {
+        use secrecy::ExposeSecret as _;
+        let pem = SigningKey::generate_pem(alg).unwrap();
+        SigningKey::from_pem(alg, pem.expose_secret().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn key_pair_tokens_carry_the_thumbprint_kid_and_verify_with_the_public_key_alone() {
+        for alg in [SigningAlg::EdDsa, SigningAlg::Es256] {
+            let key = key_pair(alg);
+            let k = TokenKeys::with_key_pair(&key, &[], TokenSettings::default()).unwrap();
+            assert_eq!(k.algorithm(), alg);
+            let t = k.issue("alice", NOW).unwrap().token;
+            let header = jsonwebtoken::decode_header(&t).unwrap();
+            assert_eq!(header.alg, alg.jwt());
+            assert_eq!(header.kid.as_deref(), Some(key.public().kid()));
+            assert_eq!(k.verify(&t, NOW).unwrap().subject(), Some("alice"));
+            // A service holding only the public key accepts it and can mint nothing.
+            let public =
+                TokenKeys::verify_only(&[key.public().clone()], TokenSettings::default()).unwrap();
+            assert_eq!(public.verify(&t, NOW).unwrap().subject(), Some("alice"));
+            assert!(public.issue("mallory", NOW).is_err());
+            assert_eq!(k.jwks().keys.len(), 1);
+            // Tampered payload: refused.
+            let mut parts: Vec<String> = t.split('.').map(str::to_owned).collect();
+            parts[1] = URL_SAFE_NO_PAD.encode(
+                serde_json::json!({"user": "root", "sub": "root", "exp": NOW + 60}).to_string(),
+            );
+            assert_eq!(k.verify(&parts.join("."), NOW), Err(VerifyError::Invalid));
+            // Another key pair of the same algorithm: refused.
+            let other =
+                TokenKeys::with_key_pair(&key_pair(alg), &[], TokenSettings::default()).unwrap();
+            let forged = other.issue("alice", NOW).unwrap().token;
+            assert_eq!(k.verify(&forged, NOW), Err(VerifyError::Invalid));
+        }
+    }
+
+    #[test]
+    fn key_pair_deployments_refuse_hs256_with_the_public_key_as_secret_and_alg_none() {
+        let key = key_pair(SigningAlg::EdDsa);
+        let k = TokenKeys::with_key_pair(&key, &[], TokenSettings::default()).unwrap();
+        let claims = serde_json::json!({"user": "a", "sub": "a", "exp": NOW + 600});
+        let jwk = serde_json::to_value(key.public().jwk()).unwrap();
+        let x = jwk["x"].as_str().unwrap().to_owned();
+        let raw = URL_SAFE_NO_PAD.decode(&x).unwrap();
+        // The classic confusion: an HMAC whose key is what the JWKS publishes, in every form an
+        // attacker could try, with and without the right kid.
+        for secret in [
+            raw.clone(),
+            x.clone().into_bytes(),
+            jwk.to_string().into_bytes(),
+        ] {
+            for kid in [None, Some(key.public().kid().to_owned())] {
+                let mut header = Header::new(Algorithm::HS256);
+                header.kid = kid;
+                let t = jsonwebtoken::encode(
+                    &header,
+                    &claims,
+                    &EncodingKey::from_secret(&secret).unwrap(),
+                )
+                .unwrap();
+                assert_eq!(k.verify(&t, NOW), Err(VerifyError::Invalid));
+            }
+        }
+        // An ES256 token is not an EdDSA deployment's either, nor `alg: none`.
+        let es =
+            TokenKeys::with_key_pair(&key_pair(SigningAlg::Es256), &[], TokenSettings::default())
+                .unwrap();
+        assert_eq!(
+            k.verify(&es.issue("a", NOW).unwrap().token, NOW),
+            Err(VerifyError::Invalid)
+        );
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+        assert_eq!(
+            k.verify(&format!("{header}.{payload}."), NOW),
+            Err(VerifyError::Invalid)
+        );
+        // And an HS256 deployment refuses the EdDSA token.
+        let t = k.issue("a", NOW).unwrap().token;
+        assert_eq!(keys().verify(&t, NOW), Err(VerifyError::Invalid));
+    }
+
+    #[test]
+    fn after_a_key_pair_rotation_both_keys_verify_and_the_new_one_signs() {
+        for alg in [SigningAlg::EdDsa, SigningAlg::Es256] {
+            let old = key_pair(alg);
+            let new = key_pair(alg);
+            let before = TokenKeys::with_key_pair(&old, &[], TokenSettings::default()).unwrap();
+            let old_token = before.issue("alice", NOW).unwrap().token;
+            let after =
+                TokenKeys::with_key_pair(&new, &[old.public().clone()], TokenSettings::default())
+                    .unwrap();
+            let new_token = after.issue("alice", NOW).unwrap().token;
+            assert!(after.verify(&old_token, NOW).is_ok());
+            assert!(after.verify(&new_token, NOW).is_ok());
+            assert_eq!(header_kid(&new_token).as_deref(), Some(new.public().kid()));
+            let kids: Vec<_> = after
+                .jwks()
+                .keys
+                .into_iter()
+                .filter_map(|j| j.common.key_id)
+                .collect();
+            assert_eq!(kids, [new.public().kid(), old.public().kid()]);
+            // Once the old key is dropped, its tokens are refused.
+            let dropped = TokenKeys::with_key_pair(&new, &[], TokenSettings::default()).unwrap();
+            assert_eq!(dropped.verify(&old_token, NOW), Err(VerifyError::Invalid));
+            // Mixed algorithms are refused rather than guessed at.
+            let other = if alg == SigningAlg::EdDsa {
+                SigningAlg::Es256
+            } else {
+                SigningAlg::EdDsa
+            };
+            assert!(
+                TokenKeys::with_key_pair(
+                    &new,
+                    &[key_pair(other).public().clone()],
+                    TokenSettings::default()
+                )
+                .is_err()
+            );
+        }
+    }
+
+    fn header_kid(token: &str) -> Option<String> {
+        jsonwebtoken::decode_header(token).unwrap().kid
     }
 }

@@ -116,7 +116,7 @@ impl TokenCheck {
 
     /// Checks the token of a request whose query string is `query` (the one that may carry
     /// `token=`) and whose headers are `headers`: from `?token=` or `Authorization: Bearer`,
-    /// HS256 only, signature, `exp` (and `nbf`, `iss`, `aud` as configured). Counts the outcome
+    /// the keys' algorithm only, signature, `exp` (and `nbf`, `iss`, `aud` as configured). Counts the outcome
     /// and makes the refusal's answer.
     pub fn check(&self, query: Option<&str>, headers: &HeaderMap) -> Result<Claims, ApiError> {
         let result = self.judge(query, headers);

@@ -74,6 +74,9 @@ pub enum ApiError {
     /// [`Refusal::challenge`] decides.
     #[error("{}", bearer_message(*.0))]
     Bearer(Refusal),
+    /// Nothing here in this configuration (the public keys under HS256): 404 with why.
+    #[error("{0}")]
+    NotFound(&'static str),
     /// Password hashing is saturated: 503 "Server busy" with `Retry-After`.
     #[error("Server busy")]
     Busy,
@@ -109,6 +112,7 @@ impl ApiError {
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TokenMissing | Self::TokenInvalid | Self::Forbidden { .. } => {
                 StatusCode::FORBIDDEN

@@ -3,6 +3,7 @@
 
 mod auth;
 mod client_addr;
+mod discovery;
 mod edge;
 mod error;
 mod health;
@@ -27,6 +28,9 @@ use utoipa_axum::routes;
 pub use auth::{
     Authenticated, Group, InGroup, Refusal, RequireToken, RequireTokenFuture, RequireTokenService,
     TokenCheck,
+};
+pub use discovery::{
+    JWKS_PATH, JwksResponse, MAX_AGE_SECS, OPENID_CONFIGURATION_PATH, OpenIdConfiguration,
 };
 pub(crate) use edge::EdgeConfig;
 pub use edge::{
@@ -139,6 +143,8 @@ fn api(with_metrics: bool) -> OpenApiRouter<AppState> {
         .routes(routes!(pages::signin_page, pages::signin))
         .routes(routes!(pages::signout_page, pages::signout))
         .routes(routes!(health::healthz))
+        .routes(routes!(discovery::jwks))
+        .routes(routes!(discovery::openid_configuration))
         .routes(routes!(openapi::openapi_json));
     if with_metrics {
         api.routes(routes!(metrics::metrics))

@@ -20,7 +20,8 @@ use super::json::{MessageResponse, json};
     info(
         title = "authd",
         description = "A small, fast, secure JWT auth server: `POST /login` takes HTTP Basic \
-            credentials and answers a short-lived HS256 token; `GET /protected` answers only for a \
+            credentials and answers a short-lived token (HS256, or EdDSA/ES256 whose public keys are at \
+            `/.well-known/jwks.json`); `GET /protected` answers only for a \
             valid one. Every API answer is `application/json`; every API error is \
             `{\"message\": ...}`. The browser pages (`/signin`, `/signout`) answer HTML.",
     ),
@@ -29,6 +30,7 @@ use super::json::{MessageResponse, json};
         (name = "sessions", description = "Refresh tokens: rotating and ending sessions"),
         (name = "forward-auth", description = "For reverse proxies"),
         (name = "browser", description = "Pages for people: signing in and out with a session cookie"),
+        (name = "keys", description = "Public keys, for services that verify tokens without the secret (EdDSA/ES256 only)"),
         (name = "operations", description = "For operators and tools"),
     ),
     modifiers(&SecuritySchemes),

@@ -139,6 +139,7 @@ pub fn test_config(dir: &Path) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         secret: SecretSlice::from(SECRET.as_bytes().to_vec()),
+        signing: authd::config::Signing::Secret,
         users: UsersSource::File(users),
         groups: None,
         tokens: TokenSettings::default(),
