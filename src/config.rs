@@ -1371,7 +1371,9 @@ fn read_secret_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
 }
 
 /// The token keys another service needs to check authd's tokens exactly as authd does, built
-/// from the same settings authd reads, checked the same way: `AUTHD_SECRET_KEY` or
+/// from the same settings authd reads, checked the same way. Under `AUTHD_SIGNING_ALG=EdDSA` or
+/// `ES256`: the public keys of `AUTHD_SIGNING_KEY_FILE` (a public PEM will do) and
+/// `AUTHD_SIGNING_KEY_PREVIOUS_FILES`, verifying only. Under HS256: `AUTHD_SECRET_KEY` or
 /// `AUTHD_SECRET_KEY_FILE`, `AUTHD_SECRET_KEY_PREVIOUS` or `AUTHD_SECRET_KEY_PREVIOUS_FILE`,
 /// `AUTHD_TOKEN_TTL`, `AUTHD_ISSUER`, `AUTHD_AUDIENCE` and `AUTHD_ACCEPT_MISSING_CLAIMS_UNTIL`,
 /// from the environment (load a `.env`
@@ -1383,6 +1385,10 @@ pub fn token_keys_from_env() -> Result<TokenKeys, ConfigError> {
         ConfigError::Settings(first.strip_prefix("error: ").unwrap_or(first).to_owned())
     })?;
     let args = cli.serve;
+    if let Some(public) = signing::verifying_keys(&args)? {
+        return TokenKeys::verify_only(&public, args.token_settings()?)
+            .map_err(|e| ConfigError::Settings(format!("cannot build verifying keys: {e}")));
+    }
     let secret = args.checked_secret()?.ok_or(ConfigError::NoSecret)?;
     let previous = args.checked_previous_secrets()?;
     let previous: Vec<&[u8]> = previous.iter().map(|s| s.expose_secret()).collect();

@@ -116,6 +116,37 @@ pub(super) fn key_pair(args: &ServeArgs) -> Result<Option<KeyPairSettings>, Conf
     }))
 }
 
+/// The public keys a verifying service checks authd's tokens with, from the same settings:
+/// `AUTHD_SIGNING_KEY_FILE` (here a public key will do; a private one must be owner-only) and
+/// `AUTHD_SIGNING_KEY_PREVIOUS_FILES`. `None` under HS256.
+pub(super) fn verifying_keys(args: &ServeArgs) -> Result<Option<Vec<PublicKey>>, ConfigError> {
+    let alg = match args.signing_alg.as_deref().map(str::trim) {
+        None | Some("") => return Ok(None),
+        Some(v) => v
+            .parse::<SigningAlg>()
+            .map_err(|_| ConfigError::BadSigningAlg(super::shown(v)))?,
+    };
+    if !alg.is_asymmetric() {
+        return Ok(None);
+    }
+    let files = args
+        .signing_key_file
+        .iter()
+        .chain(&args.signing_key_previous_files)
+        .filter(|p| !p.as_os_str().is_empty());
+    let mut keys = Vec::new();
+    for path in files {
+        let pem = read_key_file(path, false)?;
+        keys.push(
+            PublicKey::from_pem(alg, pem.expose_secret()).map_err(|e| key_error(path, alg, e))?,
+        );
+    }
+    if keys.is_empty() {
+        return Err(ConfigError::NoSigningKey(alg));
+    }
+    Ok(Some(keys))
+}
+
 /// authd's own secret under a key pair (throttle counters, the sign-in form's CSRF tokens, the
 /// decoy hash): `HMAC-SHA256(private key's PKCS#8, label)`, so one file is the whole secret.
 fn internal_secret(key: &SigningKey) -> SecretSlice<u8> {
