@@ -150,8 +150,9 @@ fn serve(cli: Cli) -> ExitCode {
         };
         if demo {
             tracing::warn!(
-                "DEMO MODE: user `user` with password `password` and a throwaway secret (unless \
-                 AUTHD_SECRET_KEY is set). For trying authd out only; never in production."
+                "DEMO MODE: user `user` with password `password` and a throwaway secret or key \
+                 (unless AUTHD_SECRET_KEY or AUTHD_SIGNING_KEY_FILE is set). For trying authd \
+                 out only; never in production."
             );
         }
         let (scheme, addr, metrics_addr) = (app.scheme(), app.local_addr(), app.metrics_addr());
