@@ -1755,7 +1755,11 @@ mod tests {
         // And the token settings are all of the command line's that end up in the keys.
         let settings: Vec<&String> = known
             .iter()
-            .filter(|k| k.starts_with("AUTHD_SECRET_KEY") || k.starts_with("AUTHD_TOKEN_"))
+            .filter(|k| {
+                ["AUTHD_SECRET_KEY", "AUTHD_TOKEN_", "AUTHD_SIGNING_"]
+                    .iter()
+                    .any(|p| k.starts_with(p))
+            })
             .collect();
         for name in settings {
             assert!(
