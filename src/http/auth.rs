@@ -189,6 +189,12 @@ impl TokenCheck {
         }
     }
 
+    /// Without the server there is no revoked set (the store keeps it): every session is live.
+    #[cfg(not(feature = "server"))]
+    pub(crate) fn not_revoked(&self, claims: Claims) -> Result<Claims, Refusal> {
+        Ok(claims)
+    }
+
     /// [`TokenCheck::judge`] with the browser session cookie as one more credential (for
     /// `/verify` and the sign-in pages only: an API route takes no ambient credential a
     /// cross-site page could make a browser send). The cookie alone is checked as a session's
@@ -245,12 +251,6 @@ impl TokenCheck {
                 })
             }
         }
-    }
-
-    /// Without the server there is no revoked set (the store keeps it): every session is live.
-    #[cfg(not(feature = "server"))]
-    pub(crate) fn not_revoked(&self, claims: Claims) -> Result<Claims, Refusal> {
-        Ok(claims)
     }
 
     /// Checks the token as [`TokenCheck::check`] does, then that its holder is in one of

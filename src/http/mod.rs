@@ -1,17 +1,17 @@
 //! The HTTP layer: routes and their OpenAPI document, the shared state handlers reach,
 //! middleware, and the one error type.
 
-// The token check and its answers: all a service that only verifies needs. The rest is the
-// server's (the `server` feature).
+// The token check and its answers: all a service that only verifies needs.
 mod auth;
+mod error;
+mod json;
+// The server's routes and request edge (the `server` feature).
 #[cfg(feature = "server")]
 mod client_addr;
 #[cfg(feature = "server")]
 mod edge;
-mod error;
 #[cfg(feature = "server")]
 mod health;
-mod json;
 #[cfg(feature = "server")]
 mod login;
 #[cfg(feature = "server")]
