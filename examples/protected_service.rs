@@ -4,13 +4,15 @@
 //! ```sh
 //! export AUTHD_SECRET_KEY="$(openssl rand -base64 48)"  # the secret both share (or _FILE)
 //! cargo run --release -- --demo &                       # authd on 127.0.0.1:5000
-//! cargo run --example protected_service &               # this service on 127.0.0.1:5001
+//! cargo run --no-default-features --example protected_service &  # this service on :5001
 //! TOKEN=$(curl -s -X POST -u user:password http://localhost:5000/login \
 //!   | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 //! curl -H "Authorization: Bearer $TOKEN" http://localhost:5001/hello
 //! ```
 //!
-//! `PROTECTED_SERVICE_LISTEN` changes the address (loopback only: this is an example).
+//! `--no-default-features` builds authd as a service that only verifies depends on it
+//! (`default-features = false`): the check, none of the server. `PROTECTED_SERVICE_LISTEN`
+//! changes the address (loopback only: this is an example).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;

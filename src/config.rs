@@ -1,26 +1,37 @@
 //! Configuration: the command line and its environment variables (`./.env` or `--env-file` is read
-//! first), checked into a plain [`Config`] value. Every refusal to start is a [`ConfigError`]
+//! first), checked into a plain `Config` value. Every refusal to start is a [`ConfigError`]
 //! whose message is one line saying what to do; every number and duration has a range ([`ranges`]).
+//! Without the `server` feature, only what a verifying service needs: [`token_keys_from_env`]
+//! and [`load_env_file`].
 
 use std::io::Read as _;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::builder::BoolishValueParser;
-use clap::{ArgAction, Args, CommandFactory as _, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
-use crate::browser::{BrowserSettings, MAX_APP_NAME_CHARS};
-use crate::proxies::{BadForwardedUriHeader, BadProxy, ForwardedUriHeader, TrustedProxies};
-use crate::sessions::SessionSettings;
-use crate::store::{DEFAULT_DATABASE_URL, MEMORY_DATABASE_URL, StoreOptions};
-use crate::throttle::{ASVS_MAX_FAILURES_PER_HOUR, ThrottleSettings};
-use crate::tokens::{CookieLifetimes, TokenKeys, TokenSettings};
+use crate::tokens::{TokenKeys, TokenSettings};
+// The server's settings; a service that only verifies reads the token settings alone
+// ([`token_keys_from_env`]), without clap.
+#[cfg(feature = "server")]
+use {
+    crate::browser::{BrowserSettings, MAX_APP_NAME_CHARS},
+    crate::proxies::{BadForwardedUriHeader, BadProxy, ForwardedUriHeader, TrustedProxies},
+    crate::sessions::SessionSettings,
+    crate::store::{DEFAULT_DATABASE_URL, MEMORY_DATABASE_URL, StoreOptions},
+    crate::throttle::{ASVS_MAX_FAILURES_PER_HOUR, ThrottleSettings},
+    crate::tokens::CookieLifetimes,
+    clap::builder::BoolishValueParser,
+    clap::{ArgAction, Args, CommandFactory as _, Parser, Subcommand},
+    std::net::IpAddr,
+};
 
 mod signing;
+#[cfg(feature = "server")]
 mod strength;
 
+#[cfg(feature = "server")]
 pub use signing::Signing;
 
 /// Shortest secret accepted, in bytes: HS256's key should be at least as long as its 256-bit hash
@@ -139,6 +150,7 @@ pub mod ranges {
 }
 use ranges::Bounds;
 
+#[cfg(feature = "server")]
 /// authd: a small, fast, secure JWT auth server.
 ///
 /// `Debug` prints secrets as `[REDACTED]`: they are held in [`SecretString`] from the moment
@@ -158,6 +170,7 @@ pub struct Cli {
     pub serve: ServeArgs,
 }
 
+#[cfg(feature = "server")]
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -180,6 +193,7 @@ pub enum Command {
 }
 
 /// `authd keys ...`.
+#[cfg(feature = "server")]
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Print a new private key (PKCS#8 PEM) for AUTHD_SIGNING_KEY_FILE, and its `kid` on standard
@@ -195,6 +209,7 @@ pub enum KeysCommand {
     },
 }
 
+#[cfg(feature = "server")]
 /// `authd users ...`. A password is asked twice on a terminal, else read as the first line of
 /// standard input; it and its hash are never printed.
 #[derive(Debug, Subcommand)]
@@ -219,6 +234,7 @@ pub enum UsersCommand {
     List,
 }
 
+#[cfg(feature = "server")]
 /// `authd groups ...`.
 #[derive(Debug, Subcommand)]
 pub enum GroupsCommand {
@@ -238,6 +254,7 @@ pub enum GroupsCommand {
     },
 }
 
+#[cfg(feature = "server")]
 /// `authd sessions ...`.
 #[derive(Debug, Subcommand)]
 pub enum SessionsCommand {
@@ -276,6 +293,7 @@ pub enum SessionsCommand {
     },
 }
 
+#[cfg(feature = "server")]
 /// The server's flags; each has an environment variable. Every one is accepted after a
 /// subcommand too (`authd sessions list --database-url ...`).
 #[derive(Debug, Args)]
@@ -303,7 +321,7 @@ pub struct ServeArgs {
     #[arg(long, global = true, env = "AUTHD_GROUPS")]
     pub groups: Option<PathBuf>,
     /// Access-token lifetime: `30m`, `15m`, `1h`, or seconds; 1s to 24h.
-    #[arg(long, global = true, env = "AUTHD_TOKEN_TTL", default_value = "30m")]
+    #[arg(long, global = true, env = "AUTHD_TOKEN_TTL", default_value = DEFAULT_TOKEN_TTL)]
     pub token_ttl: String,
     /// Issuer (`iss`) put in tokens and required of them.
     #[arg(long, global = true, env = "AUTHD_ISSUER")]
@@ -594,6 +612,7 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+#[cfg(feature = "server")]
 impl ServeArgs {
     /// The database URL: the configured one (or the one in its file), else in memory for
     /// `--demo`, else the default file.
@@ -621,6 +640,102 @@ impl ServeArgs {
             "" if self.demo => SecretString::from(MEMORY_DATABASE_URL),
             "" => SecretString::from(DEFAULT_DATABASE_URL),
             url => SecretString::from(url),
+        })
+    }
+
+    /// The settings of the token keys.
+    fn tokens(&self) -> TokenArgs {
+        TokenArgs {
+            secret_key: self.secret_key.clone(),
+            secret_key_file: self.secret_key_file.clone(),
+            secret_key_previous: self.secret_key_previous.clone(),
+            secret_key_previous_file: self.secret_key_previous_file.clone(),
+            token_ttl: self.token_ttl.clone(),
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            accept_missing_claims_until: self.accept_missing_claims_until.clone(),
+            signing_alg: self.signing_alg.clone(),
+            signing_key_file: self.signing_key_file.clone(),
+            signing_key_previous_files: self.signing_key_previous_files.clone(),
+        }
+    }
+}
+
+/// The settings of the token keys, as the command line reads them ([`ServeArgs`]) or, for a
+/// service that only verifies, as [`token_keys_from_env`] reads them from the environment
+/// without clap; checked the same way either way.
+#[derive(Debug, Clone)]
+struct TokenArgs {
+    secret_key: Option<SecretString>,
+    secret_key_file: Option<PathBuf>,
+    secret_key_previous: Vec<SecretString>,
+    secret_key_previous_file: Option<PathBuf>,
+    token_ttl: String,
+    issuer: Option<String>,
+    audience: Option<String>,
+    accept_missing_claims_until: Option<String>,
+    signing_alg: Option<String>,
+    signing_key_file: Option<PathBuf>,
+    signing_key_previous_files: Vec<PathBuf>,
+}
+
+/// The variables [`TokenArgs::from_env`] reads: each is also a flag's (a test checks it).
+const TOKEN_VARIABLES: [&str; 11] = [
+    "AUTHD_SECRET_KEY",
+    "AUTHD_SECRET_KEY_FILE",
+    "AUTHD_SECRET_KEY_PREVIOUS",
+    "AUTHD_SECRET_KEY_PREVIOUS_FILE",
+    "AUTHD_TOKEN_TTL",
+    "AUTHD_ISSUER",
+    "AUTHD_AUDIENCE",
+    "AUTHD_ACCEPT_MISSING_CLAIMS_UNTIL",
+    "AUTHD_SIGNING_ALG",
+    "AUTHD_SIGNING_KEY_FILE",
+    "AUTHD_SIGNING_KEY_PREVIOUS_FILES",
+];
+
+/// The token lifetime when `AUTHD_TOKEN_TTL` is not set.
+const DEFAULT_TOKEN_TTL: &str = "30m";
+
+impl TokenArgs {
+    /// The token settings from the environment, read as clap reads authd's: a variable that is
+    /// set counts (even empty), the previous secrets are comma-separated.
+    fn from_env() -> Result<Self, ConfigError> {
+        let [
+            secret_key,
+            secret_key_file,
+            secret_key_previous,
+            secret_key_previous_file,
+            token_ttl,
+            issuer,
+            audience,
+            accept_missing_claims_until,
+            signing_alg,
+            signing_key_file,
+            signing_key_previous_files,
+        ] = TOKEN_VARIABLES.map(|name| match std::env::var(name) {
+            Ok(value) => Ok(Some(value)),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::Settings(format!(
+                "{name}: the value is not UTF-8 text"
+            ))),
+        });
+        Ok(Self {
+            secret_key: secret_key?.map(SecretString::from),
+            secret_key_file: secret_key_file?.map(PathBuf::from),
+            secret_key_previous: secret_key_previous?
+                .map(|v| v.split(',').map(SecretString::from).collect())
+                .unwrap_or_default(),
+            secret_key_previous_file: secret_key_previous_file?.map(PathBuf::from),
+            token_ttl: token_ttl?.unwrap_or_else(|| DEFAULT_TOKEN_TTL.to_owned()),
+            issuer: issuer?,
+            audience: audience?,
+            accept_missing_claims_until: accept_missing_claims_until?,
+            signing_alg: signing_alg?,
+            signing_key_file: signing_key_file?.map(PathBuf::from),
+            signing_key_previous_files: signing_key_previous_files?
+                .map(|v| v.split(',').map(PathBuf::from).collect())
+                .unwrap_or_default(),
         })
     }
 
@@ -754,6 +869,7 @@ impl Default for Limits {
     }
 }
 
+#[cfg(feature = "server")]
 /// Everything the server needs to start, checked.
 #[derive(Debug)]
 pub struct Config {
@@ -919,6 +1035,7 @@ pub enum ConfigError {
     MissingClaimsWithoutClaims,
     /// AUTHD_FORWARDED_URI_HEADER names no header /verify reads.
     #[error("AUTHD_FORWARDED_URI_HEADER: {0}")]
+    #[cfg(feature = "server")]
     BadForwardedUriHeader(#[from] BadForwardedUriHeader),
     /// A number does not parse or is out of range.
     #[error("{name} `{value}`: {reason}")]
@@ -946,6 +1063,7 @@ pub enum ConfigError {
     EnvFileSyntax(String),
     /// An entry of AUTHD_TRUSTED_PROXIES does not parse.
     #[error("AUTHD_TRUSTED_PROXIES: {0}")]
+    #[cfg(feature = "server")]
     BadProxy(#[from] BadProxy),
     /// Throttle limits that are zero or too loose.
     #[error("{0}")]
@@ -980,6 +1098,7 @@ pub enum ConfigError {
     Random(String),
 }
 
+#[cfg(feature = "server")]
 impl Config {
     /// Checks the flags and environment into a configuration. A secret file that group or others
     /// may read is named in a warning (through `tracing`: set up logs first).
@@ -997,8 +1116,9 @@ impl Config {
             listen,
             args.tls_cert.is_some() || args.tls_key.is_some(),
         )?;
-        let mut tokens = args.token_settings()?;
-        let (signing, secret, previous_secrets) = match signing::key_pair(&args)? {
+        let token_args = args.tokens();
+        let mut tokens = token_args.token_settings()?;
+        let (signing, secret, previous_secrets) = match signing::key_pair(&token_args, args.demo)? {
             Some(pair) => {
                 tokens.issuer = Some(signing::issuer_for_key_pair(
                     tokens.issuer.take(),
@@ -1008,8 +1128,8 @@ impl Config {
                 (pair.signing, pair.secret, pair.previous_secrets)
             }
             None => {
-                let previous = args.checked_previous_secrets()?;
-                let secret = match args.checked_secret()? {
+                let previous = token_args.checked_previous_secrets()?;
+                let secret = match token_args.checked_secret()? {
                     Some(bytes) => bytes,
                     None if args.demo => random_secret()?,
                     None => return Err(ConfigError::NoSecret),
@@ -1195,6 +1315,7 @@ fn parse_transition_end(value: &str, now: i64) -> Result<i64, ConfigError> {
     Ok(until)
 }
 
+#[cfg(feature = "server")]
 /// The browser settings, checked: a cookie domain that is a domain name (no scheme, port, IP or
 /// leading dot), `Secure` off only on a loopback address without TLS (said loudly), lifetimes in
 /// range with the absolute one at least the idle one, absolute `http(s)` URLs (`https` while the
@@ -1309,6 +1430,7 @@ fn browser_settings(
     })
 }
 
+#[cfg(feature = "server")]
 /// `AUTHD_METRICS_LISTEN`: `IP:PORT`, or an IP alone (IPv6 with or without brackets) for
 /// [`DEFAULT_METRICS_PORT`].
 fn parse_metrics_listen(value: &str) -> Option<SocketAddr> {
@@ -1322,6 +1444,7 @@ fn parse_metrics_listen(value: &str) -> Option<SocketAddr> {
     })
 }
 
+#[cfg(feature = "server")]
 /// Refuses zero limits and limits that would let an account see more than ASVS's 100 failed
 /// attempts an hour.
 pub fn check_throttle(t: &ThrottleSettings) -> Result<(), ConfigError> {
@@ -1379,12 +1502,7 @@ fn read_secret_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
 /// from the environment (load a `.env`
 /// first with [`load_env_file`] if the service keeps its settings there).
 pub fn token_keys_from_env() -> Result<TokenKeys, ConfigError> {
-    let cli = Cli::try_parse_from(["authd"]).map_err(|e| {
-        let text = e.to_string();
-        let first = text.lines().next().unwrap_or_default();
-        ConfigError::Settings(first.strip_prefix("error: ").unwrap_or(first).to_owned())
-    })?;
-    let args = cli.serve;
+    let args = TokenArgs::from_env()?;
     if let Some(public) = signing::verifying_keys(&args)? {
         return TokenKeys::verify_only(&public, args.token_settings()?)
             .map_err(|e| ConfigError::Settings(format!("cannot build verifying keys: {e}")));
@@ -1396,6 +1514,7 @@ pub fn token_keys_from_env() -> Result<TokenKeys, ConfigError> {
         .map_err(|e| ConfigError::Settings(format!("cannot build signing keys: {e}")))
 }
 
+#[cfg(feature = "server")]
 /// Every environment variable authd reads (from the command line's definition, so the list
 /// cannot drift from the settings).
 pub fn known_variables() -> Vec<String> {
@@ -1416,6 +1535,7 @@ pub fn known_variables() -> Vec<String> {
     out
 }
 
+#[cfg(feature = "server")]
 /// The `AUTHD_*` variables in this environment that no setting reads (a typo, or a setting that
 /// does not exist, such as a guessed `_FILE` variant), each with the known name closest to it.
 pub fn unknown_variables() -> Vec<(String, Option<String>)> {
@@ -1477,6 +1597,9 @@ pub fn check_secret(secret: &[u8]) -> Result<(), ConfigError> {
     }
     // Bytes that are not UTF-8 (`head -c 48 /dev/urandom`) are not something a person typed,
     // and zxcvbn reads text: they are judged by the checks above only.
+    // Without the server (no zxcvbn), a verifying service's secret is not judged for
+    // guessability: it must be the secret authd itself accepted, judged there at start.
+    #[cfg(feature = "server")]
     if let Ok(text) = std::str::from_utf8(secret) {
         let bits = strength::estimated_bits(text);
         if bits < MIN_SECRET_BITS {
@@ -1487,6 +1610,7 @@ pub fn check_secret(secret: &[u8]) -> Result<(), ConfigError> {
     Ok(())
 }
 
+#[cfg(feature = "server")]
 fn random_secret() -> Result<Vec<u8>, ConfigError> {
     let mut bytes = vec![0u8; 48];
     getrandom::fill(&mut bytes).map_err(|e| ConfigError::Random(e.to_string()))?;
@@ -1598,6 +1722,7 @@ mod tests {
         assert!(q(&long).unwrap_err().to_string().len() < 200);
     }
 
+    #[cfg(feature = "server")]
     #[test]
     fn a_metrics_address_is_ip_and_port_or_an_ip_alone_for_the_default_port() {
         use std::net::Ipv6Addr;
@@ -1690,6 +1815,7 @@ mod tests {
         assert!("xml".parse::<LogFormat>().is_err());
     }
 
+    #[cfg(feature = "server")]
     #[test]
     fn throttle_limits_beyond_asvs_or_zero_are_refused() {
         assert!(check_throttle(&ThrottleSettings::default()).is_ok());
@@ -1706,6 +1832,7 @@ mod tests {
         assert!(check_throttle(&zero).is_err());
     }
 
+    #[cfg(feature = "server")]
     #[test]
     fn secrets_are_checked_for_length_placeholders_variety_and_guessability() {
         assert!(check_secret(b"Kq3v9Zr1LmP0sT8wXy2B6nD4fG7hJ5cA").is_ok());
@@ -1732,5 +1859,29 @@ mod tests {
             check_secret(&[b'a'; 64]),
             Err(ConfigError::WeakSecret(1))
         ));
+    }
+
+    #[cfg(feature = "server")]
+    #[test]
+    fn the_variables_a_verifying_service_reads_are_authds_own() {
+        let known = known_variables();
+        for name in TOKEN_VARIABLES {
+            assert!(known.iter().any(|k| k == name), "{name} is not a setting");
+        }
+        // And the token settings are all of the command line's that end up in the keys.
+        let settings: Vec<&String> = known
+            .iter()
+            .filter(|k| {
+                ["AUTHD_SECRET_KEY", "AUTHD_TOKEN_", "AUTHD_SIGNING_"]
+                    .iter()
+                    .any(|p| k.starts_with(p))
+            })
+            .collect();
+        for name in settings {
+            assert!(
+                TOKEN_VARIABLES.contains(&name.as_str()),
+                "{name} is not read"
+            );
+        }
     }
 }

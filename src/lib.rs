@@ -3,19 +3,35 @@
 //! `POST /login` takes HTTP Basic credentials and answers an HS256 access token and a refresh
 //! token; `GET /protected` answers only for a valid access token; `POST /refresh` and
 //! `POST /logout` rotate and end sessions; `GET /verify` checks a token for a reverse proxy's
-//! forward authentication; `GET /metrics` tells Prometheus how it went. [`Application::build`]
-//! makes the whole server from a [`Config`], the same way in `main` and in tests; [`tokens`],
-//! [`users`], [`store`], [`sessions`], [`revocations`], [`throttle`], [`proxies`] and [`metrics`]
-//! are plain Rust.
+//! forward authentication; `GET /metrics` tells Prometheus how it went.
+#![cfg_attr(
+    feature = "server",
+    doc = "[`Application::build`] makes the whole server from a [`Config`], the same way in \
+           `main` and in tests; [`tokens`], [`users`], [`store`], [`sessions`], [`revocations`], \
+           [`throttle`], [`proxies`] and [`metrics`] are plain Rust."
+)]
+#![cfg_attr(
+    not(feature = "server"),
+    doc = "This build is without the `server` feature: the token check alone, below."
+)]
 //!
 //! # The token check in your own axum service
 //!
 //! Another service that shares authd's secret accepts authd's tokens with the very check authd
 //! runs on `/protected`: the token from `?token=` or `Authorization: Bearer`, HS256 only, `exp`
 //! required and no further ahead than the token lifetime, and the same 403 `{"message": ...}`
-//! answers. Build the keys once with [`TokenKeys::new`], with a [`TokenSettings::ttl`] at least
-//! authd's `AUTHD_TOKEN_TTL` (the defaults match), and use the [`Authenticated`] extractor in
-//! handlers:
+//! answers. Such a service needs none of the server (its database, password hashing, command
+//! line, TLS, metrics): depend on authd without its default `server` feature, and it compiles
+//! the check alone (about a third of the crates, see BENCHMARKS.md):
+//!
+//! ```toml
+//! [dependencies]
+//! authd = { path = "../authd", default-features = false }
+//! ```
+//!
+//! Build the keys once with [`TokenKeys::new`] (or [`config::token_keys_from_env`], from the
+//! settings authd reads), with a [`TokenSettings::ttl`] at least authd's `AUTHD_TOKEN_TTL` (the
+//! defaults match), and use the [`Authenticated`] extractor in handlers:
 //!
 //! ```
 //! use std::sync::Arc;
@@ -93,29 +109,53 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-pub mod access;
-pub mod admin;
-pub mod browser;
+// The token check, which a service that only verifies needs (`default-features = false`):
+// tokens, how a request carries them, the extractor and layer in `http`, and the settings that
+// build the keys from the environment in `config`.
 pub mod config;
 pub mod http;
-mod keys;
-pub mod metrics;
-pub mod proxies;
-mod reload;
-pub mod revocations;
-mod server;
-pub mod sessions;
 pub mod signing;
-mod startup;
-pub mod store;
-pub mod telemetry;
-pub mod throttle;
 pub mod tokens;
 pub mod transport;
+
+// Everything else is the server (the `server` feature, on by default).
+#[cfg(feature = "server")]
+pub mod access;
+#[cfg(feature = "server")]
+pub mod admin;
+#[cfg(feature = "server")]
+pub mod browser;
+#[cfg(feature = "server")]
+mod keys;
+#[cfg(feature = "server")]
+pub mod metrics;
+#[cfg(feature = "server")]
+pub mod proxies;
+#[cfg(feature = "server")]
+mod reload;
+#[cfg(feature = "server")]
+pub mod revocations;
+#[cfg(feature = "server")]
+mod server;
+#[cfg(feature = "server")]
+pub mod sessions;
+#[cfg(feature = "server")]
+mod startup;
+#[cfg(feature = "server")]
+pub mod store;
+#[cfg(feature = "server")]
+pub mod telemetry;
+#[cfg(feature = "server")]
+pub mod throttle;
+#[cfg(feature = "server")]
 pub mod users;
 
-pub use config::{Cli, Config, ConfigError};
+pub use config::ConfigError;
+#[cfg(feature = "server")]
+pub use config::{Cli, Config};
 pub use http::{ApiError, Authenticated, Group, InGroup, RequireToken, TokenCheck};
+#[cfg(feature = "server")]
 pub use server::TlsError;
+#[cfg(feature = "server")]
 pub use startup::{Application, StartError, remove_expired};
 pub use tokens::{Claims, TokenKeys, TokenSettings};

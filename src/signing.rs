@@ -248,6 +248,7 @@ pub struct SigningKey {
     encoding: EncodingKey,
     public: PublicKey,
     /// The PKCS#8 DER, from which authd's own keyed digests are derived under a key pair.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     der: secrecy::SecretSlice<u8>,
 }
 
@@ -299,7 +300,9 @@ impl SigningKey {
         Ok(key)
     }
 
-    /// A new key of `alg` from the operating system's randomness, as PKCS#8 PEM.
+    /// A new key of `alg` from the operating system's randomness, as PKCS#8 PEM (with the
+    /// `server` feature: `authd keys generate`).
+    #[cfg(feature = "server")]
     pub fn generate_pem(alg: SigningAlg) -> Result<secrecy::SecretString, KeyError> {
         use ed25519_dalek::pkcs8::EncodePrivateKey as _;
         let line_ending = p256::pkcs8::LineEnding::LF;
@@ -364,6 +367,7 @@ impl SigningKey {
     }
 
     /// The PKCS#8 DER of the private key, for keys derived from it.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     pub(crate) fn der(&self) -> &secrecy::SecretSlice<u8> {
         &self.der
     }
@@ -372,6 +376,7 @@ impl SigningKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(feature = "server")]
     use secrecy::ExposeSecret as _;
 
     /// RFC 8037 appendix A.1/A.3: the Ed25519 key and its thumbprint.
@@ -396,6 +401,7 @@ mod tests {
         assert!(jwk.get("d").is_none(), "no private part: {jwk}");
     }
 
+    #[cfg(feature = "server")]
     #[test]
     fn generated_keys_load_sign_and_differ_and_debug_shows_no_secret() {
         for alg in [SigningAlg::EdDsa, SigningAlg::Es256] {
@@ -427,6 +433,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "server")]
     #[test]
     fn pkcs8_v2_ed25519_keys_with_the_public_key_inside_are_read_too() {
         use ed25519_dalek::pkcs8::EncodePrivateKey as _;

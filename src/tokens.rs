@@ -1099,12 +1099,14 @@ mod tests {
         assert_eq!(k.verify_session(&t, NOW, l), Err(VerifyError::Invalid));
     }
 
+    #[cfg(feature = "server")]
     fn key_pair(alg: SigningAlg) -> SigningKey {
         use secrecy::ExposeSecret as _;
         let pem = SigningKey::generate_pem(alg).unwrap();
         SigningKey::from_pem(alg, pem.expose_secret().as_bytes()).unwrap()
     }
 
+    #[cfg(feature = "server")]
     #[test]
     fn key_pair_tokens_carry_the_thumbprint_kid_and_verify_with_the_public_key_alone() {
         for alg in [SigningAlg::EdDsa, SigningAlg::Es256] {
@@ -1136,6 +1138,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "server")]
     #[test]
     fn key_pair_deployments_refuse_hs256_with_the_public_key_as_secret_and_alg_none() {
         let key = key_pair(SigningAlg::EdDsa);
@@ -1182,6 +1185,7 @@ mod tests {
         assert_eq!(keys().verify(&t, NOW), Err(VerifyError::Invalid));
     }
 
+    #[cfg(feature = "server")]
     #[test]
     fn after_a_key_pair_rotation_both_keys_verify_and_the_new_one_signs() {
         for alg in [SigningAlg::EdDsa, SigningAlg::Es256] {
@@ -1223,6 +1227,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "server")]
     fn header_kid(token: &str) -> Option<String> {
         jsonwebtoken::decode_header(token).unwrap().kid
     }

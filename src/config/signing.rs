@@ -6,11 +6,14 @@ use std::path::Path;
 
 use secrecy::{ExposeSecret as _, SecretSlice};
 
-use super::{ConfigError, ServeArgs};
-use crate::signing::{KeyError, PublicKey, SigningAlg, SigningKey};
+use super::{ConfigError, TokenArgs};
+#[cfg(feature = "server")]
+use crate::signing::SigningKey;
+use crate::signing::{KeyError, PublicKey, SigningAlg};
 
 /// The key pair settings, checked: what signs, authd's internal secret, and the previous
 /// internal secrets (of previous private keys).
+#[cfg(feature = "server")]
 pub(super) struct KeyPairSettings {
     pub(super) signing: Signing,
     pub(super) secret: SecretSlice<u8>,
@@ -18,6 +21,7 @@ pub(super) struct KeyPairSettings {
 }
 
 /// What signs tokens.
+#[cfg(feature = "server")]
 #[derive(Debug, Clone)]
 pub enum Signing {
     /// HS256 with `AUTHD_SECRET_KEY` (and the previous secrets verify).
@@ -31,6 +35,7 @@ pub enum Signing {
     },
 }
 
+#[cfg(feature = "server")]
 impl Signing {
     /// The algorithm.
     pub fn alg(&self) -> SigningAlg {
@@ -45,7 +50,11 @@ impl Signing {
 /// file is given), the previous public keys, and authd's own internal secret derived from the
 /// private key (and from each previous private key), as [`Signing::KeyPair`] needs no
 /// `AUTHD_SECRET_KEY`. `None` under HS256.
-pub(super) fn key_pair(args: &ServeArgs) -> Result<Option<KeyPairSettings>, ConfigError> {
+#[cfg(feature = "server")]
+pub(super) fn key_pair(
+    args: &TokenArgs,
+    demo: bool,
+) -> Result<Option<KeyPairSettings>, ConfigError> {
     let alg = match args.signing_alg.as_deref().map(str::trim) {
         None | Some("") => SigningAlg::Hs256,
         Some(v) => v
@@ -86,7 +95,7 @@ pub(super) fn key_pair(args: &ServeArgs) -> Result<Option<KeyPairSettings>, Conf
             let pem = read_key_file(path, true)?;
             SigningKey::from_pem(alg, pem.expose_secret()).map_err(|e| key_error(path, alg, e))?
         }
-        None if args.demo => {
+        None if demo => {
             let pem =
                 SigningKey::generate_pem(alg).map_err(|e| ConfigError::Random(e.to_string()))?;
             SigningKey::from_pem(alg, pem.expose_secret().as_bytes())
@@ -119,7 +128,7 @@ pub(super) fn key_pair(args: &ServeArgs) -> Result<Option<KeyPairSettings>, Conf
 /// The public keys a verifying service checks authd's tokens with, from the same settings:
 /// `AUTHD_SIGNING_KEY_FILE` (here a public key will do; a private one must be owner-only) and
 /// `AUTHD_SIGNING_KEY_PREVIOUS_FILES`. `None` under HS256.
-pub(super) fn verifying_keys(args: &ServeArgs) -> Result<Option<Vec<PublicKey>>, ConfigError> {
+pub(super) fn verifying_keys(args: &TokenArgs) -> Result<Option<Vec<PublicKey>>, ConfigError> {
     let alg = match args.signing_alg.as_deref().map(str::trim) {
         None | Some("") => return Ok(None),
         Some(v) => v
@@ -149,6 +158,7 @@ pub(super) fn verifying_keys(args: &ServeArgs) -> Result<Option<Vec<PublicKey>>,
 
 /// authd's own secret under a key pair (throttle counters, the sign-in form's CSRF tokens, the
 /// decoy hash): `HMAC-SHA256(private key's PKCS#8, label)`, so one file is the whole secret.
+#[cfg(feature = "server")]
 fn internal_secret(key: &SigningKey) -> SecretSlice<u8> {
     let derived =
         crate::keys::DerivedKey::derive(key.der().expose_secret(), "authd internal secret");
@@ -213,6 +223,7 @@ fn read_key_file(path: &Path, must_be_private: bool) -> Result<SecretSlice<u8>, 
 /// Under a key pair, `AUTHD_ISSUER` is where verifiers find the keys (`{issuer}/.well-known/...`):
 /// required, an absolute `https` URL (`http` on a loopback host only) without query or fragment.
 /// Under `--demo` it defaults to the listen address.
+#[cfg(feature = "server")]
 pub(super) fn issuer_for_key_pair(
     issuer: Option<String>,
     demo: bool,

@@ -8,6 +8,10 @@
 //! refusal answers 403 "Token is missing!" or "Token is invalid!" — or, in strict mode (authd's
 //! `AUTHD_STRICT`), RFC 6750's 401 or 400 with a `WWW-Authenticate: Bearer` challenge.
 
+// The session cookie is read by the server's `/verify` and pages only; a build without the
+// server (a service that only verifies) keeps the code rather than a `cfg` on each part of it.
+#![cfg_attr(not(feature = "server"), allow(dead_code))]
+
 use std::future::Ready;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -20,7 +24,9 @@ use futures_util::future::Either;
 use tower::{Layer, Service};
 
 use super::error::{ApiError, BEARER_CHALLENGE, BEARER_INVALID_REQUEST, BEARER_INVALID_TOKEN};
+#[cfg(feature = "server")]
 use crate::metrics::{Metrics, TokenOutcome};
+#[cfg(feature = "server")]
 use crate::revocations::RevokedSet;
 use crate::tokens::{self, Claims, CookieLifetimes, TokenKeys, VerifyError};
 use crate::transport::{CookieValue, PresentedToken, find_cookie, find_token, query_names_a_token};
@@ -34,8 +40,10 @@ use crate::transport::{CookieValue, PresentedToken, find_cookie, find_token, que
 pub struct TokenCheck {
     keys: Arc<TokenKeys>,
     strict: bool,
+    #[cfg(feature = "server")]
     metrics: Option<Arc<Metrics>>,
     /// The sessions ended early, in memory; none for a check built from the keys alone.
+    #[cfg(feature = "server")]
     revoked: Option<Arc<RevokedSet>>,
     /// The browser session cookie, read where a check asks for it (`/verify`, the pages).
     cookie: Option<Arc<SessionCookie>>,
@@ -63,7 +71,9 @@ impl TokenCheck {
         Self {
             keys,
             strict,
+            #[cfg(feature = "server")]
             metrics: None,
+            #[cfg(feature = "server")]
             revoked: None,
             cookie: None,
         }
@@ -88,6 +98,7 @@ impl TokenCheck {
     }
 
     /// The same check, with each outcome counted in `metrics`.
+    #[cfg(feature = "server")]
     pub fn counted_in(self, metrics: Arc<Metrics>) -> Self {
         Self {
             metrics: Some(metrics),
@@ -97,6 +108,7 @@ impl TokenCheck {
 
     /// The same check, refusing tokens whose session is in `revoked` (authd's own: the set it
     /// keeps up to date from its database).
+    #[cfg(feature = "server")]
     pub fn revoking(self, revoked: Arc<RevokedSet>) -> Self {
         Self {
             revoked: Some(revoked),
@@ -167,6 +179,7 @@ impl TokenCheck {
 
     /// The claims of a verified token, unless its session has ended: a lookup in memory, never
     /// the database. A token without `sid` (another library's) belongs to no session.
+    #[cfg(feature = "server")]
     pub(crate) fn not_revoked(&self, claims: Claims) -> Result<Claims, Refusal> {
         match (&self.revoked, claims.sid.as_deref()) {
             (Some(revoked), Some(sid)) if revoked.is_revoked(sid, claims.iat) => {
@@ -174,6 +187,12 @@ impl TokenCheck {
             }
             _ => Ok(claims),
         }
+    }
+
+    /// Without the server there is no revoked set (the store keeps it): every session is live.
+    #[cfg(not(feature = "server"))]
+    pub(crate) fn not_revoked(&self, claims: Claims) -> Result<Claims, Refusal> {
+        Ok(claims)
     }
 
     /// [`TokenCheck::judge`] with the browser session cookie as one more credential (for
@@ -254,11 +273,16 @@ impl TokenCheck {
     }
 
     /// Counts the outcome of a check, where this policy counts.
+    #[cfg(feature = "server")]
     pub(crate) fn count(&self, result: Result<(), Refusal>) {
         if let Some(m) = &self.metrics {
             m.token_check(result.map_or_else(Refusal::outcome, |()| TokenOutcome::Ok));
         }
     }
+
+    /// Without the server there are no metrics: nothing to count.
+    #[cfg(not(feature = "server"))]
+    pub(crate) fn count(&self, _result: Result<(), Refusal>) {}
 }
 
 impl From<Arc<TokenKeys>> for TokenCheck {
@@ -290,6 +314,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// The metrics outcome of this refusal.
+    #[cfg(feature = "server")]
     pub fn outcome(self) -> TokenOutcome {
         match self {
             Self::Missing => TokenOutcome::Missing,

@@ -10,8 +10,11 @@ use std::sync::Arc;
 
 use super::auth::Refusal;
 use super::json::message;
+#[cfg(feature = "server")]
 use crate::sessions::SessionError;
+#[cfg(feature = "server")]
 use crate::store::StoreError;
+#[cfg(feature = "server")]
 use crate::throttle::ThrottleError;
 
 /// Why a request was answered 5xx, for the log: what failed and the error it failed with. Never
@@ -156,12 +159,14 @@ impl IntoResponse for ApiError {
     }
 }
 
+#[cfg(feature = "server")]
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         Self::StoreUnavailable(Cause::new("store unavailable", &e))
     }
 }
 
+#[cfg(feature = "server")]
 impl From<SessionError> for ApiError {
     fn from(e: SessionError) -> Self {
         match e {
@@ -174,6 +179,7 @@ impl From<SessionError> for ApiError {
     }
 }
 
+#[cfg(feature = "server")]
 impl From<ThrottleError> for ApiError {
     fn from(e: ThrottleError) -> Self {
         match e {

@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::Serialize;
+#[cfg(feature = "server")]
 use utoipa::ToSchema;
 
 /// `Content-Type` of every answer.
@@ -28,8 +29,9 @@ pub(super) fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
 }
 
 /// The body of every error and of `/protected`'s success: `{"message": text}`.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"message": "Token is invalid!"}))]
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
+#[cfg_attr(feature = "server", schema(example = json!({"message": "Token is invalid!"})))]
 pub struct MessageResponse<'a> {
     /// What happened, in the tutorial's words.
     pub message: &'a str,
@@ -41,6 +43,7 @@ pub(super) fn message(status: StatusCode, text: &str) -> Response {
 }
 
 /// A JSON answer whose body is fixed at compile time (no serializing on the hot path).
+#[cfg(feature = "server")]
 pub(super) fn static_json(status: StatusCode, body: &'static str) -> Response {
     with_body(status, Body::from(body))
 }
