@@ -115,15 +115,26 @@ impl Application {
         let config = Arc::new(config);
         let users = Arc::new(ArcSwap::from_pointee(load_users(&config)?));
         let users_reload = UsersReload::new(Arc::clone(&config), Arc::clone(&users));
+        let (listener, local_addr) = bind(config.listen).await?;
+        let mut token_settings = config.tokens.clone();
+        // `--demo` under a key pair is its own issuer, named after the listen address; on port 0
+        // the port is known only now.
+        let demo_issuer = format!("http://{}", config.listen);
+        if config.demo
+            && config.listen.port() == 0
+            && token_settings.issuer.as_deref() == Some(demo_issuer.as_str())
+        {
+            token_settings.issuer = Some(format!("http://{local_addr}"));
+        }
         let keys = match &config.signing {
             Signing::Secret => TokenKeys::with_previous(
                 config.secret_bytes(),
                 &config.previous_secret_bytes(),
-                config.tokens.clone(),
+                token_settings,
             )
             .map_err(|e| StartError::Keys(e.to_string()))?,
             Signing::KeyPair { key, previous } => {
-                TokenKeys::with_key_pair(key, previous, config.tokens.clone())
+                TokenKeys::with_key_pair(key, previous, token_settings)
                     .map_err(|e| StartError::Keys(e.to_string()))?
             }
         };
@@ -197,7 +208,6 @@ impl Application {
             None => None,
         };
         let router = http::router(state, &limits, metrics_server.is_none());
-        let (listener, local_addr) = bind(config.listen).await?;
         let connections = server::Connections::new(connection_cap(&config));
         Ok(Self {
             listener,
