@@ -171,10 +171,14 @@ pub fn signing_envs() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-/// Writes the test private key into `dir` as [`TEST_KEY_FILE`], owner-only (nothing under HS256).
+/// Writes the test private key into `dir` as [`TEST_KEY_FILE`], owner-only, unless it is there
+/// already (a binary restarted in its directory); nothing under HS256.
 pub fn write_test_key(dir: &Path) {
-    if let Some(pem) = test_key_pem() {
-        write_private(&dir.join(TEST_KEY_FILE), pem);
+    let path = dir.join(TEST_KEY_FILE);
+    if let Some(pem) = test_key_pem()
+        && !path.exists()
+    {
+        write_private(&path, pem);
     }
 }
 
