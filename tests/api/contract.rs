@@ -1,6 +1,6 @@
 //! The tutorial's contract, row by row, against the real binary in demo mode (black box).
 
-use crate::helpers::{Binary, assert_message};
+use crate::helpers::{Binary, assert_message, signing_alg};
 
 async fn demo() -> Binary {
     Binary::start(&["--demo"], &[]).await
@@ -14,7 +14,11 @@ async fn login_token(app: &Binary) -> String {
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 1800);
-    body["token"].as_str().unwrap().to_owned()
+    let token = body["token"].as_str().unwrap().to_owned();
+    // Signed as the deployment under test is (`AUTHD_TEST_SIGNING_ALG`).
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    assert_eq!(header.alg, signing_alg().jwt());
+    token
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! What the README's proxy configurations must do, whichever proxy runs them: the checks shared
 //! by the nginx, Caddy and Traefik tests, against an authd whose users are in different groups.
 
-use crate::helpers::{PASSWORD, TestApp, password_hash, spawn_app_with};
+use crate::helpers::{PASSWORD, TestApp, password_hash, signing_alg, spawn_app_with};
 
 /// authd with alice in admins and ops, bob in ops, carol in no group.
 pub async fn spawn_people() -> TestApp {
@@ -50,7 +50,11 @@ impl Site<'_> {
         let res = self.app.login(user, PASSWORD).await;
         assert_eq!(res.status(), 200);
         let body: serde_json::Value = res.json().await.unwrap();
-        body["token"].as_str().unwrap().to_owned()
+        let token = body["token"].as_str().unwrap().to_owned();
+        // Signed as the deployment under test is (`AUTHD_TEST_SIGNING_ALG`).
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.alg, signing_alg().jwt());
+        token
     }
 
     async fn page(&self, path: &str, token: Option<&str>, headers: &[(&str, &str)]) -> String {

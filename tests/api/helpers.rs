@@ -1,5 +1,7 @@
 //! Test harness: `spawn_app` builds the app from a `Config` in-process on port 0;
 //! `Binary` runs the real `authd` executable (the optimised `test-release` build under `scripts/test.sh`).
+//! Both sign as the deployment under test does: HS256 with [`SECRET`], or, under
+//! `AUTHD_TEST_SIGNING_ALG=EdDSA` (or `ES256`), a key pair made once per test process.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,7 +16,7 @@ use authd::store::StoreOptions;
 use authd::throttle::ThrottleSettings;
 use authd::{Application, Config, TokenSettings};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use secrecy::{SecretSlice, SecretString};
+use secrecy::{ExposeSecret as _, SecretSlice, SecretString};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -53,6 +55,144 @@ pub fn mint(alg: Algorithm, secret: &str, claims: &serde_json::Value) -> String 
         &EncodingKey::from_secret(secret.as_bytes()).unwrap(),
     )
     .unwrap()
+}
+
+/// Signs `claims` the way the deployment under test does ([`signing_alg`]): HS256 with
+/// [`SECRET`], or the test key pair (with its `kid`). Under a key pair the deployment requires
+/// `iss`, so claims without one get [`TEST_ISSUER`]. For tests about claims (expiry, subject,
+/// audience), not about the algorithm.
+pub fn mint_deployed(claims: &serde_json::Value) -> String {
+    match test_key_pem() {
+        None => mint(Algorithm::HS256, SECRET, claims),
+        Some(pem) => mint_with_pem(signing_alg(), pem, &with_test_issuer(claims)),
+    }
+}
+
+/// Signs `claims` as [`mint_deployed`] would, but with a key that is not the deployment's: another
+/// HS256 secret, or a new key pair of the same algorithm.
+pub fn mint_with_other_key(claims: &serde_json::Value) -> String {
+    let alg = signing_alg();
+    if !alg.is_asymmetric() {
+        return mint(
+            Algorithm::HS256,
+            "another-secret-another-secret-another-secret",
+            claims,
+        );
+    }
+    let pem = authd::signing::SigningKey::generate_pem(alg).unwrap();
+    mint_with_pem(alg, pem.expose_secret(), &with_test_issuer(claims))
+}
+
+fn with_test_issuer(claims: &serde_json::Value) -> serde_json::Value {
+    let mut claims = claims.clone();
+    if claims.get("iss").is_none() {
+        claims["iss"] = TEST_ISSUER.into();
+    }
+    claims
+}
+
+/// Signs `claims` with the private key `pem` of `alg` (EdDSA or ES256), naming the key in `kid`
+/// as authd does.
+pub fn mint_with_pem(
+    alg: authd::signing::SigningAlg,
+    pem: &str,
+    claims: &serde_json::Value,
+) -> String {
+    use authd::signing::{SigningAlg, SigningKey};
+    let encoding = match alg {
+        SigningAlg::EdDsa => EncodingKey::from_ed_pem(pem.as_bytes()),
+        SigningAlg::Es256 => EncodingKey::from_ec_pem(pem.as_bytes()),
+        SigningAlg::Hs256 => panic!("HS256 has no key pair"),
+    }
+    .unwrap();
+    let mut header = Header::new(alg.jwt());
+    let key = SigningKey::from_pem(alg, pem.as_bytes()).unwrap();
+    header.kid = Some(key.public().kid().to_owned());
+    jsonwebtoken::encode(&header, claims, &encoding).unwrap()
+}
+
+/// The algorithm the deployment under test signs with: `AUTHD_TEST_SIGNING_ALG` (HS256, EdDSA or
+/// ES256; HS256 when unset). `scripts/test.sh` runs the suites that must hold under any algorithm
+/// a second time with EdDSA.
+pub fn signing_alg() -> authd::signing::SigningAlg {
+    static ALG: OnceLock<authd::signing::SigningAlg> = OnceLock::new();
+    *ALG.get_or_init(|| match std::env::var("AUTHD_TEST_SIGNING_ALG") {
+        Ok(v) if !v.is_empty() => v
+            .parse()
+            .unwrap_or_else(|_| panic!("AUTHD_TEST_SIGNING_ALG={v:?}: use HS256, EdDSA or ES256")),
+        _ => authd::signing::SigningAlg::Hs256,
+    })
+}
+
+/// The issuer the harness gives a key-pair deployment (which must have one; `http` is allowed on
+/// loopback).
+pub const TEST_ISSUER: &str = "http://127.0.0.1";
+
+/// The private key (PKCS#8 PEM) of the test key pair, made once per test process; `None` under
+/// HS256.
+pub fn test_key_pem() -> Option<&'static str> {
+    static PEM: OnceLock<Option<String>> = OnceLock::new();
+    PEM.get_or_init(|| {
+        let alg = signing_alg();
+        alg.is_asymmetric().then(|| {
+            authd::signing::SigningKey::generate_pem(alg)
+                .unwrap()
+                .expose_secret()
+                .to_owned()
+        })
+    })
+    .as_deref()
+}
+
+/// The test key pair; `None` under HS256.
+pub fn test_signing_key() -> Option<&'static authd::signing::SigningKey> {
+    static KEY: OnceLock<Option<authd::signing::SigningKey>> = OnceLock::new();
+    KEY.get_or_init(|| {
+        test_key_pem()
+            .map(|pem| authd::signing::SigningKey::from_pem(signing_alg(), pem.as_bytes()).unwrap())
+    })
+    .as_ref()
+}
+
+/// The key file the binary reads under a key pair, relative to its working directory.
+pub const TEST_KEY_FILE: &str = "signing-key.pem";
+
+/// The settings that make the binary sign as the deployment under test does: the secret under
+/// HS256; under a key pair, the algorithm, [`TEST_KEY_FILE`] (written into the binary's
+/// directory by [`write_test_key`]) and [`TEST_ISSUER`].
+pub fn signing_envs() -> Vec<(&'static str, &'static str)> {
+    if test_key_pem().is_none() {
+        return vec![("AUTHD_SECRET_KEY", SECRET)];
+    }
+    vec![
+        ("AUTHD_SIGNING_ALG", signing_alg().name()),
+        ("AUTHD_SIGNING_KEY_FILE", TEST_KEY_FILE),
+        ("AUTHD_ISSUER", TEST_ISSUER),
+    ]
+}
+
+/// Writes the test private key into `dir` as [`TEST_KEY_FILE`], owner-only, unless it is there
+/// already (a binary restarted in its directory); nothing under HS256.
+pub fn write_test_key(dir: &Path) {
+    let path = dir.join(TEST_KEY_FILE);
+    if let Some(pem) = test_key_pem()
+        && !path.exists()
+    {
+        write_private(&path, pem);
+    }
+}
+
+/// Writes a new file readable by its owner only, as a private key must be.
+pub fn write_private(path: &Path, text: &str) {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    file.write_all(text.as_bytes()).unwrap();
 }
 
 pub struct TestApp {
@@ -132,17 +272,32 @@ impl TestApp {
     }
 }
 
-/// A config for tests: port 0, the test secret, a users file holding `user:<hash>`.
+/// A config for tests: port 0, the test secret, a users file holding `user:<hash>`; under a key
+/// pair ([`signing_alg`]) the test key signs and [`TEST_ISSUER`] is the issuer (the secret is then
+/// only authd's internal one).
 pub fn test_config(dir: &Path) -> Config {
     let users = dir.join("users");
     std::fs::write(&users, format!("{USER}:{}\n", password_hash())).unwrap();
+    let (signing, issuer) = match test_signing_key() {
+        None => (authd::config::Signing::Secret, None),
+        Some(key) => (
+            authd::config::Signing::KeyPair {
+                key: Box::new(key.clone()),
+                previous: Vec::new(),
+            },
+            Some(TEST_ISSUER.to_owned()),
+        ),
+    };
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         secret: SecretSlice::from(SECRET.as_bytes().to_vec()),
-        signing: authd::config::Signing::Secret,
+        signing,
         users: UsersSource::File(users),
         groups: None,
-        tokens: TokenSettings::default(),
+        tokens: TokenSettings {
+            issuer,
+            ..TokenSettings::default()
+        },
         limits: Limits::default(),
         hash_concurrency: 2,
         hash_queue: 32,
@@ -350,7 +505,8 @@ impl Binary {
     }
 
     /// Starts the binary with `args` and `envs` on port 0 and waits for its "listening on" line
-    /// (`http://` or `https://`).
+    /// (`http://` or `https://`). Under a key pair ([`signing_alg`]) it signs with the test key
+    /// ([`signing_envs`]) unless `envs` set `AUTHD_SIGNING_ALG`.
     pub async fn start(args: &[&str], envs: &[(&str, &str)]) -> Binary {
         let dir = tempfile::tempdir().unwrap();
         Self::start_in(dir, args, envs).await
@@ -385,9 +541,15 @@ impl Binary {
         args: &[&str],
         envs: &[(&str, &str)],
     ) -> Binary {
-        cmd.args(args)
-            .env("AUTHD_LISTEN", "127.0.0.1:0")
-            .envs(envs.iter().copied())
+        cmd.args(args).env("AUTHD_LISTEN", "127.0.0.1:0");
+        // Under a key pair the binary signs with the test key, unless the test chose its own
+        // algorithm. A test that also sets an HS256 secret is refused at start: it fails rather
+        // than quietly testing HS256 in the key-pair pass.
+        write_test_key(dir.path());
+        if signing_alg().is_asymmetric() && !envs.iter().any(|(k, _)| *k == "AUTHD_SIGNING_ALG") {
+            cmd.envs(signing_envs());
+        }
+        cmd.envs(envs.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
@@ -601,11 +763,15 @@ pub async fn demo_token(app: &Binary) -> String {
     body["token"].as_str().unwrap().to_owned()
 }
 
-/// Starts the binary with `users` as its users file, the good secret, and `envs`.
+/// Starts the binary with `users` as its users file, signing as the deployment under test (the
+/// good secret, or the test key pair), and `envs`.
 pub async fn start_with_users(users: &str, envs: &[(&str, &str)]) -> Binary {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("users"), users).unwrap();
-    let mut all = vec![("AUTHD_USERS", "users"), ("AUTHD_SECRET_KEY", SECRET)];
+    let mut all = vec![("AUTHD_USERS", "users")];
+    if !signing_alg().is_asymmetric() {
+        all.push(("AUTHD_SECRET_KEY", SECRET));
+    }
     all.extend_from_slice(envs);
     Binary::start_in(dir, &[], &all).await
 }

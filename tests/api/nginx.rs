@@ -5,10 +5,8 @@
 //! on loopback ports. Needs nginx with the auth_request module (Debian's `nginx`;
 //! `scripts/test.sh` installs it): ignored unless asked for, and fails without nginx.
 
-use jsonwebtoken::Algorithm;
-
 use crate::forward_auth::{Site, spawn_people};
-use crate::helpers::{SECRET, mint, now};
+use crate::helpers::{mint_deployed, mint_with_other_key, now};
 use crate::proxy_servers::{Proxy, doc_block, free_port, substitute};
 
 #[tokio::test]
@@ -41,14 +39,10 @@ async fn nginx_from_the_readme_lets_each_group_into_its_location_and_passes_who_
     site.check_groups_and_headers().await;
 
     // Expired and forged tokens: 401 at nginx, the application never reached.
-    let expired = mint(
-        Algorithm::HS256,
-        SECRET,
+    let expired = mint_deployed(
         &serde_json::json!({"sub": "alice", "groups": ["admins"], "exp": now() - 3600}),
     );
-    let forged = mint(
-        Algorithm::HS256,
-        "not-the-secret-not-the-secret-not-the-secret",
+    let forged = mint_with_other_key(
         &serde_json::json!({"sub": "alice", "groups": ["admins"], "exp": now() + 600}),
     );
     for token in [&expired, &forged] {

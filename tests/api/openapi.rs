@@ -163,6 +163,17 @@ async fn every_status_the_contract_tests_see_is_documented_for_its_route() {
         ("/protected", "get", c.get(app.url("/protected")).body(big)),
         ("/healthz", "get", c.get(app.url("/healthz"))),
         ("/openapi.json", "get", c.get(app.url("/openapi.json"))),
+        // HS256 (this app): nothing public to publish.
+        (
+            "/.well-known/jwks.json",
+            "get",
+            c.get(app.url("/.well-known/jwks.json")),
+        ),
+        (
+            "/.well-known/openid-configuration",
+            "get",
+            c.get(app.url("/.well-known/openid-configuration")),
+        ),
     ];
     let mut seen = BTreeSet::new();
     for (path, method, req) in cases {
@@ -175,7 +186,50 @@ async fn every_status_the_contract_tests_see_is_documented_for_its_route() {
         seen.insert(status);
     }
     // The cases above did provoke the statuses they are meant to.
-    for status in ["200", "401", "403", "413"] {
+    for status in ["200", "401", "403", "404", "413"] {
         assert!(seen.contains(status), "{status} not provoked: {seen:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_key_routes_answers_under_a_key_pair_are_documented_with_their_fields() {
+    use secrecy::ExposeSecret as _;
+    let alg = authd::signing::SigningAlg::EdDsa;
+    let pem = authd::signing::SigningKey::generate_pem(alg).unwrap();
+    let key = authd::signing::SigningKey::from_pem(alg, pem.expose_secret().as_bytes()).unwrap();
+    let app = crate::helpers::spawn_app_with(move |c, _| {
+        c.signing = authd::config::Signing::KeyPair {
+            key: Box::new(key),
+            previous: Vec::new(),
+        };
+        c.tokens.issuer = Some("https://auth.example.test".to_owned());
+    })
+    .await;
+    let doc = serde_json::to_value(authd::http::openapi()).unwrap();
+    for (path, schema) in [
+        ("/.well-known/jwks.json", "JwksResponse"),
+        ("/.well-known/openid-configuration", "OpenIdConfiguration"),
+    ] {
+        let res = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        let response = &doc["paths"][path]["get"]["responses"]["200"];
+        assert!(response["headers"]["Cache-Control"].is_object(), "{path}");
+        assert!(res.headers().get("cache-control").is_some(), "{path}");
+        // Every field served is in the documented schema, and every required one is served.
+        let body: serde_json::Value = res.json().await.unwrap();
+        let schema = &doc["components"]["schemas"][schema];
+        let properties = schema["properties"].as_object().unwrap();
+        for field in body.as_object().unwrap().keys() {
+            assert!(
+                properties.contains_key(field),
+                "{path}: {field} undocumented"
+            );
+        }
+        for field in schema["required"].as_array().unwrap() {
+            assert!(
+                body.get(field.as_str().unwrap()).is_some(),
+                "{path}: no {field}"
+            );
+        }
     }
 }

@@ -1,10 +1,9 @@
 //! Strict mode (`AUTHD_STRICT`): RFC 6750 answers, no `?token=`, `iss` and `aud` required. The
 //! default keeps the tutorial's contract; both are checked side by side.
 
-use jsonwebtoken::Algorithm;
-
 use crate::helpers::{
-    SECRET, TestApp, mint, now, password_hash, run_to_exit, spawn_app, spawn_app_with,
+    TestApp, mint_deployed, now, password_hash, run_to_exit, signing_alg, signing_envs, spawn_app,
+    spawn_app_with, write_test_key,
 };
 
 const ISSUER: &str = "https://auth.example.test";
@@ -95,11 +94,11 @@ async fn strict_mode_answers_invalid_expired_and_audienceless_tokens_401_invalid
         }
         c
     };
-    let good = mint(Algorithm::HS256, SECRET, &claims(now() + 600, true));
+    let good = mint_deployed(&claims(now() + 600, true));
     assert_eq!(protected(&app, None, Some(&good)).await.status(), 200);
     for token in [
-        mint(Algorithm::HS256, SECRET, &claims(now() - 3600, true)),
-        mint(Algorithm::HS256, SECRET, &claims(now() + 600, false)),
+        mint_deployed(&claims(now() - 3600, true)),
+        mint_deployed(&claims(now() + 600, false)),
         "nonsense".to_owned(),
     ] {
         let (status, challenge, message) = answer(protected(&app, None, Some(&token)).await).await;
@@ -163,26 +162,34 @@ async fn default_mode_keeps_the_tutorials_403_answers_without_challenges() {
 
 #[tokio::test]
 async fn strict_mode_refuses_to_start_without_issuer_and_audience() {
-    let users = |dir: &std::path::Path| {
+    let setup = |dir: &std::path::Path| {
         std::fs::write(dir.join("users"), format!("user:{}\n", password_hash())).unwrap();
+        write_test_key(dir);
     };
-    for extra in [
-        &[][..],
-        &[("AUTHD_ISSUER", ISSUER)][..],
-        &[("AUTHD_AUDIENCE", AUDIENCE)][..],
+    // Signing as the deployment under test, without the harness's issuer: under a key pair
+    // AUTHD_ISSUER is needed for the keys' sake too, and that refusal comes first.
+    let key_pair = signing_alg().is_asymmetric();
+    let strict_needs = "AUTHD_STRICT needs AUTHD_ISSUER and AUTHD_AUDIENCE";
+    let key_pair_needs = "needs AUTHD_ISSUER, the https URL authd is reached at";
+    let no_issuer = if key_pair {
+        key_pair_needs
+    } else {
+        strict_needs
+    };
+    for (extra, needle) in [
+        (&[][..], no_issuer),
+        (&[("AUTHD_ISSUER", ISSUER)][..], strict_needs),
+        (&[("AUTHD_AUDIENCE", AUDIENCE)][..], no_issuer),
     ] {
-        let mut envs = vec![
-            ("AUTHD_SECRET_KEY", SECRET),
-            ("AUTHD_USERS", "users"),
-            ("AUTHD_STRICT", "true"),
-        ];
+        let mut envs: Vec<_> = signing_envs()
+            .into_iter()
+            .filter(|(k, _)| *k != "AUTHD_ISSUER")
+            .collect();
+        envs.extend_from_slice(&[("AUTHD_USERS", "users"), ("AUTHD_STRICT", "true")]);
         envs.extend_from_slice(extra);
-        let (code, _, stderr) = run_to_exit(&[], &envs, users).await;
+        let (code, _, stderr) = run_to_exit(&[], &envs, setup).await;
         assert_eq!(code, Some(1), "{stderr}");
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
-        assert!(
-            stderr.contains("AUTHD_STRICT needs AUTHD_ISSUER and AUTHD_AUDIENCE"),
-            "{stderr}"
-        );
+        assert!(stderr.contains(needle), "{stderr}");
     }
 }

@@ -1,8 +1,6 @@
 //! `/verify`, the forward-auth endpoint, spoken to the way nginx, Traefik and Caddy speak to it.
 
-use jsonwebtoken::Algorithm;
-
-use crate::helpers::{SECRET, TestApp, mint, now, raw_request, spawn_app};
+use crate::helpers::{TestApp, mint_deployed, mint_with_other_key, now, raw_request, spawn_app};
 
 async fn verify(app: &TestApp, headers: &[(&str, &str)]) -> reqwest::Response {
     let mut req = app.client.get(app.url("/verify"));
@@ -89,21 +87,9 @@ async fn verify_answers_any_method_as_nginx_subrequests_keep_the_original_one() 
 #[tokio::test]
 async fn verify_refuses_missing_invalid_expired_and_subjectless_tokens_with_an_empty_401() {
     let app = spawn_app().await;
-    let expired = mint(
-        Algorithm::HS256,
-        SECRET,
-        &serde_json::json!({"user": "user", "exp": now() - 3600}),
-    );
-    let other_key = mint(
-        Algorithm::HS256,
-        "another-secret-another-secret-another-secret",
-        &serde_json::json!({"user": "user", "exp": now() + 600}),
-    );
-    let no_subject = mint(
-        Algorithm::HS256,
-        SECRET,
-        &serde_json::json!({"exp": now() + 600}),
-    );
+    let expired = mint_deployed(&serde_json::json!({"user": "user", "exp": now() - 3600}));
+    let other_key = mint_with_other_key(&serde_json::json!({"user": "user", "exp": now() + 600}));
+    let no_subject = mint_deployed(&serde_json::json!({"exp": now() + 600}));
     // The subjectless token is valid: it opens /protected, but names no one for a proxy.
     let res = app.protected_with_query(&no_subject).await;
     assert_eq!(res.status(), 200);
