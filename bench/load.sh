@@ -4,10 +4,11 @@
 # every run bounded in time.
 #
 #   bench/load.sh [SCENARIO...]     scenarios: protected verify login flood refresh startup forward
-#                                   soak revoked (default: all but soak and revoked)
+#                                   soak revoked algs (default: all but soak, revoked and algs)
 # Settings (environment): DURATION=10 (seconds per wrk run), CONNS=64, SOAK_SECS=300, ROUNDS=3
 #   (rounds of the side-by-side scenarios), REVOKED=10000 and YARDSTICK_PORT=18001 (revoked),
-#   SERVER_CPU=1, WRK_CPU=0, AUTHD_BIN=target/release/authd (built if missing).
+#   SERVER_CPU=1, WRK_CPU=0, AUTHD_BIN=target/release/authd (built if missing),
+#   AXUM_LIMIT=bench/axum_limit/target/release/axum_limit (the yardstick, built if missing).
 # Output: one line per scenario, `| scenario | req/s | p50 ms | p99 ms | errors | peak RSS MiB |`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -177,8 +178,47 @@ scenario_verify() {
 }
 
 # The yardstick for /login: argon2id at authd's setting in a loop with its memory preallocated,
-# on the server's core (`axum_limit --bench-tokens` from the shared bench folder).
-AXUM_LIMIT=${AXUM_LIMIT:-/tmp/axum_limit/target/release/axum_limit}
+# on the server's core (`axum_limit --bench-tokens`).
+AXUM_LIMIT=${AXUM_LIMIT:-bench/axum_limit/target/release/axum_limit}
+if [[ $AXUM_LIMIT == bench/axum_limit/target/release/axum_limit && ! -x $AXUM_LIMIT ]]; then
+  cargo build --release --quiet --manifest-path bench/axum_limit/Cargo.toml
+fi
+
+# GET /protected per signing algorithm (issue 15): for each of HS256, EdDSA and ES256, authd
+# (`--demo`, the algorithm's key) and the yardstick checking the same algorithm with the same key
+# (`axum_limit --mode hs256|eddsa|es256`), all six on the server's core, measured by
+# bench/perf.sh --compare in ROUNDS rounds of HS256 authd, HS256 yardstick, EdDSA authd, ... Both
+# servers of a pair are sent the same token, authd's (SAME_TOKEN=1).
+scenario_algs() {
+  local alg lower port=${ALGS_PORT:-18101} args=() names=() i
+  [[ -x $AXUM_LIMIT ]] || die "no yardstick at $AXUM_LIMIT"
+  for alg in HS256 EdDSA ES256; do
+    lower=${alg,,}
+    local env_alg=(AUTHD_SECRET_KEY="$secret") env_y=(SECRET_KEY="$secret")
+    if [[ $alg != HS256 ]]; then
+      "$BIN" keys generate --alg "$alg" --output "$work/$lower.pem"
+      env_alg=(AUTHD_SIGNING_ALG="$alg" AUTHD_SIGNING_KEY_FILE="$work/$lower.pem")
+      env_y=(KEY_FILE="$work/$lower.pem")
+    fi
+    env -i PATH="$PATH" "${env_alg[@]}" AUTHD_LISTEN="127.0.0.1:$port" RUST_LOG=info \
+      taskset -c "$SERVER_CPU" "$BIN" --demo >"$work/authd-$lower.log" 2>&1 &
+    pids+=("$!")
+    env -i PATH="$PATH" "${env_y[@]}" PORT="$((port + 1))" \
+      taskset -c "$SERVER_CPU" "$AXUM_LIMIT" --mode "$lower" >"$work/yardstick-$lower.log" 2>&1 &
+    pids+=("$!")
+    args+=("http://127.0.0.1:$port" "http://127.0.0.1:$((port + 1))")
+    names+=("$alg")
+    port=$((port + 2))
+  done
+  for ((i = 0; i < 500; i++)); do
+    [[ $(cat "$work"/authd-*.log | grep -c 'listening on') == 3 &&
+      $(cat "$work"/yardstick-*.log | grep -c listening) == 3 ]] && break
+    sleep 0.01
+  done
+  ((i < 500)) || { tail -n 3 "$work"/*.log >&2; die "the servers did not all start"; }
+  ENDPOINTS=protected SAME_TOKEN=1 PAIRS="${names[*]}" ROUNDS="$ROUNDS" DURATION="$DURATION" \
+    CONNS="$CONNS" SERVER_CPU="$SERVER_CPU" WRK_CPU="$WRK_CPU" bench/perf.sh --compare "${args[@]}"
+}
 
 scenario_login() {
   local hashes c r ok i ratios
