@@ -98,6 +98,8 @@ pub mod admin;
 pub mod browser;
 pub mod config;
 pub mod http;
+#[cfg(feature = "jwks")]
+pub mod jwks;
 mod keys;
 pub mod metrics;
 pub mod proxies;
@@ -116,6 +118,8 @@ pub mod users;
 
 pub use config::{Cli, Config, ConfigError};
 pub use http::{ApiError, Authenticated, Group, InGroup, RequireToken, TokenCheck};
+#[cfg(feature = "jwks")]
+pub use jwks::JwksKeys;
 pub use server::TlsError;
 pub use startup::{Application, StartError, remove_expired};
 pub use tokens::{Claims, TokenKeys, TokenSettings};

@@ -27,7 +27,7 @@ use utoipa_axum::routes;
 
 pub use auth::{
     Authenticated, Group, InGroup, Refusal, RequireToken, RequireTokenFuture, RequireTokenService,
-    TokenCheck,
+    TokenCheck, WaitingForKeys,
 };
 pub use discovery::{
     JWKS_PATH, JwksResponse, MAX_AGE_SECS, OPENID_CONFIGURATION_PATH, OpenIdConfiguration,
