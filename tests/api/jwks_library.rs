@@ -73,7 +73,7 @@ fn settings_for(authd: &Binary) -> TokenSettings {
 }
 
 /// `token` with one character of its payload changed.
-fn tampered(token: &str) -> String {
+pub fn tampered(token: &str) -> String {
     let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
     let payload = &mut parts[1];
     let last = payload.pop().unwrap();
