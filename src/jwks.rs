@@ -166,15 +166,6 @@ impl std::fmt::Debug for JwksKeys {
     }
 }
 
-/// What the keys held say of a token: a verdict, or that the set must be fetched first.
-#[derive(Debug)]
-pub(crate) enum HeldVerdict {
-    /// Checked with the keys held.
-    Ready(Result<Claims, VerifyError>),
-    /// The token names a key the set does not hold, or the set is past its age.
-    Fetch,
-}
-
 impl JwksKeys {
     /// Fetches the key set at `url` (authd's `https://…/.well-known/jwks.json`) and keeps the
     /// keys of `alg`; tokens are checked against `settings` (lifetime, issuer, audience) as
@@ -276,25 +267,24 @@ impl JwksKeys {
     /// the token names a key not held or the set is past its age (see [`JwksKeys`]).
     pub async fn verify(&self, token: &str, now: i64) -> Result<Claims, VerifyError> {
         match self.verify_held(token, now) {
-            HeldVerdict::Ready(result) => result,
-            HeldVerdict::Fetch => {
+            Some(result) => result,
+            None => {
                 self.refresh(token).await;
                 self.held.load().keys.verify(token, now)
             }
         }
     }
 
-    /// Verifies with the keys held, without fetching: a verdict, unless a fetch could change it.
-    pub(crate) fn verify_held(&self, token: &str, now: i64) -> HeldVerdict {
+    /// Verifies with the keys held, without fetching: the verdict, or `None` when the set must
+    /// be fetched first (the token names a key not held, or the set is past its age).
+    pub(crate) fn verify_held(&self, token: &str, now: i64) -> Option<Result<Claims, VerifyError>> {
         let held = self.held.load();
         if Instant::now() >= held.fresh_until {
-            return HeldVerdict::Fetch;
+            return None;
         }
         match held.keys.verify(token, now) {
-            Err(VerifyError::Invalid) if self.names_unknown_key(&held.keys, token) => {
-                HeldVerdict::Fetch
-            }
-            result => HeldVerdict::Ready(result),
+            Err(VerifyError::Invalid) if self.names_unknown_key(&held.keys, token) => None,
+            result => Some(result),
         }
     }
 
@@ -567,5 +557,109 @@ mod tests {
         assert_eq!(keys.len(), 1);
         assert_eq!(keys[0].kid(), es.public().kid());
         assert!(usable_keys(vec![enc], SigningAlg::EdDsa).is_empty());
+    }
+
+    /// A key set server whose answer the test changes: `(url, served set, fetch count)`; an
+    /// empty set is answered 503.
+    async fn server() -> (
+        String,
+        Arc<std::sync::Mutex<serde_json::Value>>,
+        Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let set = Arc::new(std::sync::Mutex::new(serde_json::json!({"keys": []})));
+        let count = Arc::new(AtomicUsize::new(0));
+        let (served, counted) = (Arc::clone(&set), Arc::clone(&count));
+        let app = axum::Router::new().route(
+            "/jwks.json",
+            axum::routing::get(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let set = served.lock().unwrap().clone();
+                async move {
+                    if set["keys"].as_array().is_some_and(Vec::is_empty) {
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response()
+                    } else {
+                        axum::Json(set).into_response()
+                    }
+                }
+            }),
+        );
+        use axum::response::IntoResponse as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}/jwks.json"), set, count)
+    }
+
+    fn signer() -> TokenKeys {
+        use crate::signing::SigningKey;
+        use secrecy::ExposeSecret as _;
+        let pem = SigningKey::generate_pem(SigningAlg::EdDsa).unwrap();
+        let key = SigningKey::from_pem(SigningAlg::EdDsa, pem.expose_secret().as_bytes()).unwrap();
+        TokenKeys::with_key_pair(&key, &[], TokenSettings::default()).unwrap()
+    }
+
+    /// Ages the held set past its `max-age`, as time would.
+    fn age(jwks: &JwksKeys) {
+        let held = jwks.held.load_full();
+        jwks.held.store(Arc::new(Held {
+            keys: Arc::clone(&held.keys),
+            fresh_until: Instant::now(),
+        }));
+    }
+
+    #[tokio::test]
+    async fn a_key_dropped_from_the_set_stops_verifying_once_the_set_is_past_its_age() {
+        use std::sync::atomic::Ordering;
+        let (url, served, fetches) = server().await;
+        let (a, b) = (signer(), signer());
+        *served.lock().unwrap() = serde_json::to_value(a.jwks()).unwrap();
+        let jwks = JwksKeys::from_jwks_url_with(
+            &url,
+            SigningAlg::EdDsa,
+            TokenSettings::default(),
+            JwksOptions::default().refetch_interval(Duration::ZERO),
+        )
+        .await
+        .unwrap();
+        let now = crate::tokens::now();
+        let token_a = a.issue("alice", now).unwrap().token;
+        let token_b = b.issue("bob", now).unwrap().token;
+        assert!(jwks.verify(&token_a, now).await.is_ok());
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+
+        // authd rotated and dropped A: until the set is past its age, A is still trusted...
+        *served.lock().unwrap() = serde_json::to_value(b.jwks()).unwrap();
+        assert!(jwks.verify(&token_a, now).await.is_ok());
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        // ...after, it is fetched again: A refused, B accepted.
+        age(&jwks);
+        assert_eq!(
+            jwks.verify(&token_a, now).await.err(),
+            Some(VerifyError::Invalid)
+        );
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+        assert!(jwks.verify(&token_b, now).await.is_ok());
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_fetch_keeps_the_keys_held_and_is_not_retried_before_the_interval() {
+        use std::sync::atomic::Ordering;
+        let (url, served, fetches) = server().await;
+        let a = signer();
+        *served.lock().unwrap() = serde_json::to_value(a.jwks()).unwrap();
+        let jwks = JwksKeys::from_jwks_url(&url, SigningAlg::EdDsa, TokenSettings::default())
+            .await
+            .unwrap();
+        let now = crate::tokens::now();
+        let token = a.issue("alice", now).unwrap().token;
+        // authd is down (503) when the set is past its age.
+        *served.lock().unwrap() = serde_json::json!({"keys": []});
+        age(&jwks);
+        for _ in 0..10 {
+            assert!(jwks.verify(&token, now).await.is_ok());
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 2, "one retry, then none");
     }
 }

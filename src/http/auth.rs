@@ -289,13 +289,11 @@ impl TokenCheck {
                     .map(Verdict::Claims),
                 #[cfg(feature = "jwks")]
                 Keys::Jwks(jwks) => match jwks.verify_held(&token, tokens::now()) {
-                    crate::jwks::HeldVerdict::Ready(result) => result
+                    Some(result) => result
                         .map_err(refusal)
                         .and_then(|claims| self.not_revoked(claims))
                         .map(Verdict::Claims),
-                    crate::jwks::HeldVerdict::Fetch => {
-                        Ok(Verdict::Fetch(Arc::clone(jwks), token.into_owned()))
-                    }
+                    None => Ok(Verdict::Fetch(Arc::clone(jwks), token.into_owned())),
                 },
             },
         }
