@@ -336,10 +336,16 @@ impl TokenCheck {
             CookieValue::Refused => return Err(Refusal::Invalid),
             // A session ended early (sign-out, revoke) ends its cookie as it ends its tokens.
             CookieValue::One(v) => Some(
-                self.keys()
-                    .verify_session(v, tokens::now(), cookie.lifetimes)
-                    .map_err(refusal)
-                    .and_then(|claims| self.not_revoked(claims)),
+                match &self.keys {
+                    Keys::Fixed(keys) => keys.verify_session(v, tokens::now(), cookie.lifetimes),
+                    #[cfg(feature = "jwks")]
+                    Keys::Jwks(jwks) => {
+                        jwks.keys()
+                            .verify_session(v, tokens::now(), cookie.lifetimes)
+                    }
+                }
+                .map_err(refusal)
+                .and_then(|claims| self.not_revoked(claims)),
             ),
         };
         let token = self.judge(query, headers);
@@ -613,25 +619,22 @@ where
     }
 
     fn call(&mut self, mut req: Request) -> Self::Future {
-        let groups = self.groups.clone();
-        let in_groups = move |check: &TokenCheck, claims| match &groups {
-            None => Ok(claims),
-            Some(groups) => check.in_groups(claims, groups),
-        };
         let checked = match self.check.begin(req.uri().query(), req.headers()) {
-            Begun::Done(result) => result.and_then(|claims| in_groups(&self.check, claims)),
+            Begun::Done(result) => {
+                result.and_then(|claims| in_any_group(&self.check, self.groups.as_deref(), claims))
+            }
             // Only a token waiting for a fetch of the key set is answered by a boxed future.
             #[cfg(feature = "jwks")]
             Begun::Pending(pending) => {
                 // The service made ready is the one that answers; a clone takes its place.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
-                let check = self.check.clone();
+                let (check, groups) = (self.check.clone(), self.groups.clone());
                 return Either::Right(Either::Right(Box::pin(async move {
                     match pending
                         .finish()
                         .await
-                        .and_then(|claims| in_groups(&check, claims))
+                        .and_then(|claims| in_any_group(&check, groups.as_deref(), claims))
                     {
                         Ok(claims) => {
                             req.extensions_mut().insert(Authenticated(claims));
@@ -651,6 +654,18 @@ where
                 refusal.into_response()
             )))),
         }
+    }
+}
+
+/// `claims` if the layer names no groups or their holder is in one of them.
+fn in_any_group(
+    check: &TokenCheck,
+    groups: Option<&[String]>,
+    claims: Claims,
+) -> Result<Claims, ApiError> {
+    match groups {
+        None => Ok(claims),
+        Some(groups) => check.in_groups(claims, groups),
     }
 }
 
