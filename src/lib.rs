@@ -103,6 +103,16 @@
 //! `FromRef<YourState> for TokenCheck`), and pass the same to `RequireToken::new`.
 //!
 //! `examples/protected_service.rs` is such a service, ready to run.
+//!
+//! # Without the secret: authd's public keys
+//!
+//! When authd signs with EdDSA or ES256 (`AUTHD_SIGNING_ALG`), a service needs no secret: with
+//! the `jwks` feature, `authd::jwks::JwksKeys` fetches authd's `/.well-known/jwks.json` (or finds it
+//! from the issuer), and `TokenCheck::from_jwks` (or the `Arc<JwksKeys>` itself as the state)
+//! runs the same check with the same answers behind [`Authenticated`], [`InGroup`] and
+//! [`RequireToken`]. The algorithm is the service's to pin, never the key set's. A token naming
+//! a key not held makes one fetch (at most one per interval, however many such tokens come);
+//! `examples/jwks_service.rs` is such a service.
 
 /// The README's Rust snippets, compiled as doctests so that they cannot go stale.
 #[cfg(doctest)]
@@ -114,6 +124,8 @@ pub struct ReadmeDoctests;
 // build the keys from the environment in `config`.
 pub mod config;
 pub mod http;
+#[cfg(feature = "jwks")]
+pub mod jwks;
 pub mod signing;
 pub mod tokens;
 pub mod transport;
@@ -154,6 +166,8 @@ pub use config::ConfigError;
 #[cfg(feature = "server")]
 pub use config::{Cli, Config};
 pub use http::{ApiError, Authenticated, Group, InGroup, RequireToken, TokenCheck};
+#[cfg(feature = "jwks")]
+pub use jwks::JwksKeys;
 #[cfg(feature = "server")]
 pub use server::TlsError;
 #[cfg(feature = "server")]

@@ -38,7 +38,7 @@ use crate::transport::{CookieValue, PresentedToken, find_cookie, find_token, que
 /// does and counts nothing, so a router whose state is the keys needs nothing else.
 #[derive(Debug, Clone)]
 pub struct TokenCheck {
-    keys: Arc<TokenKeys>,
+    keys: Keys,
     strict: bool,
     #[cfg(feature = "server")]
     metrics: Option<Arc<Metrics>>,
@@ -47,6 +47,60 @@ pub struct TokenCheck {
     revoked: Option<Arc<RevokedSet>>,
     /// The browser session cookie, read where a check asks for it (`/verify`, the pages).
     cookie: Option<Arc<SessionCookie>>,
+}
+
+/// Where the keys come from: fixed (authd's own, or a service's secret or public keys), or
+/// fetched from authd's key set.
+#[derive(Debug, Clone)]
+enum Keys {
+    Fixed(Arc<TokenKeys>),
+    #[cfg(feature = "jwks")]
+    Jwks(Arc<crate::jwks::JwksKeys>),
+}
+
+/// A token whose check waits for the key set to be fetched (a `kid` not held, or keys past
+/// their age): the only check that awaits.
+#[cfg(feature = "jwks")]
+struct Pending {
+    check: TokenCheck,
+    jwks: Arc<crate::jwks::JwksKeys>,
+    token: String,
+}
+
+#[cfg(feature = "jwks")]
+impl Pending {
+    async fn finish(self) -> Result<Claims, ApiError> {
+        let result = self
+            .jwks
+            .verify(&self.token, tokens::now())
+            .await
+            .map_err(refusal)
+            .and_then(|claims| self.check.not_revoked(claims));
+        self.check
+            .count(result.as_ref().map(|_| ()).map_err(|r| *r));
+        result.map_err(|refusal| refusal.answer(self.check.strict))
+    }
+}
+
+/// The check of a request's token: decided at once, or waiting for a fetch of the key set.
+enum Begun {
+    Done(Result<Claims, ApiError>),
+    #[cfg(feature = "jwks")]
+    Pending(Pending),
+}
+
+/// A token's verdict from the keys, or the fetch it waits for.
+enum Verdict {
+    Claims(Claims),
+    #[cfg(feature = "jwks")]
+    Fetch(Arc<crate::jwks::JwksKeys>, String),
+}
+
+fn refusal(e: VerifyError) -> Refusal {
+    match e {
+        VerifyError::Expired => Refusal::Expired,
+        VerifyError::Invalid => Refusal::Invalid,
+    }
 }
 
 /// The session cookie a check may read besides the token: its name and lifetimes.
@@ -68,6 +122,19 @@ impl TokenCheck {
     /// Checks against `keys`; `strict` is RFC 6750 mode: only the `Authorization: Bearer` header
     /// carries a token, and refusals are 401/400 with a `WWW-Authenticate: Bearer` challenge.
     pub fn new(keys: Arc<TokenKeys>, strict: bool) -> Self {
+        Self::with_keys(Keys::Fixed(keys), strict)
+    }
+
+    /// Checks against the keys of authd's key set (`/.well-known/jwks.json`), fetched again
+    /// when a token names a key not held (see [`JwksKeys`](crate::jwks::JwksKeys)). Use it
+    /// through [`Authenticated`], [`InGroup`], [`RequireToken`] or [`TokenCheck::check_async`]:
+    /// [`TokenCheck::check`] does not wait for a fetch.
+    #[cfg(feature = "jwks")]
+    pub fn from_jwks(jwks: Arc<crate::jwks::JwksKeys>, strict: bool) -> Self {
+        Self::with_keys(Keys::Jwks(jwks), strict)
+    }
+
+    fn with_keys(keys: Keys, strict: bool) -> Self {
         Self {
             keys,
             strict,
@@ -121,9 +188,13 @@ impl TokenCheck {
         self.strict
     }
 
-    /// The keys.
-    pub fn keys(&self) -> &Arc<TokenKeys> {
-        &self.keys
+    /// The keys (for a check from a key set, those held now).
+    pub fn keys(&self) -> Arc<TokenKeys> {
+        match &self.keys {
+            Keys::Fixed(keys) => Arc::clone(keys),
+            #[cfg(feature = "jwks")]
+            Keys::Jwks(jwks) => jwks.keys(),
+        }
     }
 
     /// Checks the token of a request whose query string is `query` (the one that may carry
@@ -143,6 +214,64 @@ impl TokenCheck {
         query: Option<&str>,
         headers: &HeaderMap,
     ) -> Result<Claims, Refusal> {
+        match self.verdict(query, headers)? {
+            Verdict::Claims(claims) => Ok(claims),
+            // Without waiting: the keys held decide.
+            #[cfg(feature = "jwks")]
+            Verdict::Fetch(jwks, token) => jwks
+                .keys()
+                .verify(&token, tokens::now())
+                .map_err(refusal)
+                .and_then(|claims| self.not_revoked(claims)),
+        }
+    }
+
+    /// Checks the token as [`TokenCheck::check`] does, waiting, for a check from a key set,
+    /// for a fetch of the set when the token names a key not held (the only path that awaits).
+    pub async fn check_async(
+        &self,
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<Claims, ApiError> {
+        match self.begin(query, headers) {
+            Begun::Done(result) => result,
+            // Boxed so that the futures of the fixed keys' path stay small.
+            #[cfg(feature = "jwks")]
+            Begun::Pending(pending) => Box::pin(pending.finish()).await,
+        }
+    }
+
+    /// [`TokenCheck::check_async`] and the group rule of [`TokenCheck::check_in_groups`].
+    pub async fn check_in_groups_async<G: AsRef<str>>(
+        &self,
+        query: Option<&str>,
+        headers: &HeaderMap,
+        groups: &[G],
+    ) -> Result<Claims, ApiError> {
+        let claims = self.check_async(query, headers).await?;
+        self.in_groups(claims, groups)
+    }
+
+    /// The check, counted and answered when the keys held decide; otherwise what it waits for.
+    fn begin(&self, query: Option<&str>, headers: &HeaderMap) -> Begun {
+        let result = match self.verdict(query, headers) {
+            Ok(Verdict::Claims(claims)) => Ok(claims),
+            Err(refusal) => Err(refusal),
+            #[cfg(feature = "jwks")]
+            Ok(Verdict::Fetch(jwks, token)) => {
+                return Begun::Pending(Pending {
+                    check: self.clone(),
+                    jwks,
+                    token,
+                });
+            }
+        };
+        self.count(result.as_ref().map(|_| ()).map_err(|r| *r));
+        Begun::Done(result.map_err(|refusal| refusal.answer(self.strict)))
+    }
+
+    /// The token's verdict, or the fetch of the key set it waits for.
+    fn verdict(&self, query: Option<&str>, headers: &HeaderMap) -> Result<Verdict, Refusal> {
         // RFC 9700 §4.3.2: tokens in URLs leak into logs and histories; strict mode refuses them
         // (an empty `token=` included, and RFC 6750's own `access_token=`), rather than ignoring
         // them.
@@ -164,16 +293,21 @@ impl TokenCheck {
             // an `invalid_request`.
             PresentedToken::Conflicting if self.strict => Err(Refusal::BadRequest),
             PresentedToken::Conflicting => Err(Refusal::Invalid),
-            PresentedToken::Token(token) => {
-                let claims = self
-                    .keys
+            PresentedToken::Token(token) => match &self.keys {
+                Keys::Fixed(keys) => keys
                     .verify(&token, tokens::now())
-                    .map_err(|e| match e {
-                        VerifyError::Expired => Refusal::Expired,
-                        VerifyError::Invalid => Refusal::Invalid,
-                    })?;
-                self.not_revoked(claims)
-            }
+                    .map_err(refusal)
+                    .and_then(|claims| self.not_revoked(claims))
+                    .map(Verdict::Claims),
+                #[cfg(feature = "jwks")]
+                Keys::Jwks(jwks) => match jwks.verify_held(&token, tokens::now()) {
+                    Some(result) => result
+                        .map_err(refusal)
+                        .and_then(|claims| self.not_revoked(claims))
+                        .map(Verdict::Claims),
+                    None => Ok(Verdict::Fetch(Arc::clone(jwks), token.into_owned())),
+                },
+            },
         }
     }
 
@@ -221,13 +355,16 @@ impl TokenCheck {
             CookieValue::Refused => return Err(Refusal::Invalid),
             // A session ended early (sign-out, revoke) ends its cookie as it ends its tokens.
             CookieValue::One(v) => Some(
-                self.keys
-                    .verify_session(v, tokens::now(), cookie.lifetimes)
-                    .map_err(|e| match e {
-                        VerifyError::Expired => Refusal::Expired,
-                        VerifyError::Invalid => Refusal::Invalid,
-                    })
-                    .and_then(|claims| self.not_revoked(claims)),
+                match &self.keys {
+                    Keys::Fixed(keys) => keys.verify_session(v, tokens::now(), cookie.lifetimes),
+                    #[cfg(feature = "jwks")]
+                    Keys::Jwks(jwks) => {
+                        jwks.keys()
+                            .verify_session(v, tokens::now(), cookie.lifetimes)
+                    }
+                }
+                .map_err(refusal)
+                .and_then(|claims| self.not_revoked(claims)),
             ),
         };
         let token = self.judge(query, headers);
@@ -263,6 +400,11 @@ impl TokenCheck {
         groups: &[G],
     ) -> Result<Claims, ApiError> {
         let claims = self.check(query, headers)?;
+        self.in_groups(claims, groups)
+    }
+
+    /// `claims`, if their holder is in one of `groups`; 403 "Forbidden" otherwise.
+    fn in_groups<G: AsRef<str>>(&self, claims: Claims, groups: &[G]) -> Result<Claims, ApiError> {
         if groups.iter().any(|g| claims.in_group(g.as_ref())) {
             Ok(claims)
         } else {
@@ -294,6 +436,20 @@ impl From<Arc<TokenKeys>> for TokenCheck {
 impl FromRef<Arc<TokenKeys>> for TokenCheck {
     fn from_ref(keys: &Arc<TokenKeys>) -> Self {
         Self::from(Arc::clone(keys))
+    }
+}
+
+#[cfg(feature = "jwks")]
+impl From<Arc<crate::jwks::JwksKeys>> for TokenCheck {
+    fn from(jwks: Arc<crate::jwks::JwksKeys>) -> Self {
+        Self::from_jwks(jwks, false)
+    }
+}
+
+#[cfg(feature = "jwks")]
+impl FromRef<Arc<crate::jwks::JwksKeys>> for TokenCheck {
+    fn from_ref(jwks: &Arc<crate::jwks::JwksKeys>) -> Self {
+        Self::from(Arc::clone(jwks))
     }
 }
 
@@ -364,9 +520,13 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        TokenCheck::from_ref(state)
-            .check(parts.uri.query(), &parts.headers)
-            .map(Self)
+        // Decided at once unless a fetch of the key set is awaited (boxed): the future of the
+        // fixed keys' path stays as small as the synchronous check's.
+        match TokenCheck::from_ref(state).begin(parts.uri.query(), &parts.headers) {
+            Begun::Done(result) => result.map(Self),
+            #[cfg(feature = "jwks")]
+            Begun::Pending(pending) => Box::pin(pending.finish()).await.map(Self),
+        }
     }
 }
 
@@ -401,8 +561,14 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        TokenCheck::from_ref(state)
-            .check_in_groups(parts.uri.query(), &parts.headers, &[G::NAME])
+        let check = TokenCheck::from_ref(state);
+        let claims = match check.begin(parts.uri.query(), &parts.headers) {
+            Begun::Done(result) => result?,
+            #[cfg(feature = "jwks")]
+            Begun::Pending(pending) => Box::pin(pending.finish()).await?,
+        };
+        check
+            .in_groups(claims, &[G::NAME])
             .map(|claims| Self(claims, std::marker::PhantomData))
     }
 }
@@ -465,7 +631,9 @@ pub struct RequireTokenService<S> {
 
 impl<S> Service<Request> for RequireTokenService<S>
 where
-    S: Service<Request, Response = Response>,
+    S: Service<Request, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: 'static,
 {
     type Response = Response;
     type Error = S::Error;
@@ -476,22 +644,61 @@ where
     }
 
     fn call(&mut self, mut req: Request) -> Self::Future {
-        let checked = match &self.groups {
-            None => self.check.check(req.uri().query(), req.headers()),
-            Some(groups) => self
-                .check
-                .check_in_groups(req.uri().query(), req.headers(), groups),
+        let checked = match self.check.begin(req.uri().query(), req.headers()) {
+            Begun::Done(result) => {
+                result.and_then(|claims| in_any_group(&self.check, self.groups.as_deref(), claims))
+            }
+            // Only a token waiting for a fetch of the key set is answered by a boxed future.
+            #[cfg(feature = "jwks")]
+            Begun::Pending(pending) => {
+                // The service made ready is the one that answers; a clone takes its place.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let (check, groups) = (self.check.clone(), self.groups.clone());
+                return Either::Right(Either::Right(Box::pin(async move {
+                    match pending
+                        .finish()
+                        .await
+                        .and_then(|claims| in_any_group(&check, groups.as_deref(), claims))
+                    {
+                        Ok(claims) => {
+                            req.extensions_mut().insert(Authenticated(claims));
+                            inner.call(req).await
+                        }
+                        Err(refusal) => Ok(refusal.into_response()),
+                    }
+                })));
+            }
         };
         match checked {
             Ok(claims) => {
                 req.extensions_mut().insert(Authenticated(claims));
                 Either::Left(self.inner.call(req))
             }
-            Err(refusal) => Either::Right(std::future::ready(Ok(refusal.into_response()))),
+            Err(refusal) => Either::Right(Either::Left(std::future::ready(Ok(
+                refusal.into_response()
+            )))),
         }
     }
 }
 
+/// `claims` if the layer names no groups or their holder is in one of them.
+fn in_any_group(
+    check: &TokenCheck,
+    groups: Option<&[String]>,
+    claims: Claims,
+) -> Result<Claims, ApiError> {
+    match groups {
+        None => Ok(claims),
+        Some(groups) => check.in_groups(claims, groups),
+    }
+}
+
 /// The future of [`RequireTokenService`]: the inner service's answer, or the refusal, ready at
-/// once (no boxing).
-pub type RequireTokenFuture<F, E> = Either<F, Ready<Result<Response, E>>>;
+/// once (no boxing); boxed only for a token whose check waits for a fetch of the key set.
+pub type RequireTokenFuture<F, E> =
+    Either<F, Either<Ready<Result<Response, E>>, WaitingForKeys<E>>>;
+
+/// The future of a request whose token waits for a fetch of the key set.
+pub type WaitingForKeys<E> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, E>> + Send>>;

@@ -40,7 +40,7 @@ use {
 
 pub use auth::{
     Authenticated, Group, InGroup, Refusal, RequireToken, RequireTokenFuture, RequireTokenService,
-    TokenCheck,
+    TokenCheck, WaitingForKeys,
 };
 #[cfg(feature = "server")]
 pub use discovery::{

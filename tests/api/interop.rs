@@ -165,3 +165,34 @@ async fn token_made_by_pyjwt_with_the_deployments_key_opens_protected_and_anothe
         .unwrap();
     assert_message(res, 403, "Token is invalid!").await;
 }
+
+#[tokio::test]
+#[ignore = "needs PyJWT with cryptography (AUTHD_TEST_PYTHON)"]
+async fn pyjwk_client_fetches_authds_key_set_and_verifies_eddsa_and_es256_tokens() {
+    use authd::signing::SigningAlg;
+    let py = python();
+    // PyJWT's own JWKS client: fetches the set, picks the key by `kid`, verifies with the
+    // algorithm the caller pins and the issuer it expects; a tampered token must fail.
+    let script = "import jwt, sys\n\
+        url, token, tampered, alg, issuer = sys.argv[1:6]\n\
+        client = jwt.PyJWKClient(url)\n\
+        key = client.get_signing_key_from_jwt(token)\n\
+        claims = jwt.decode(token, key.key, algorithms=[alg], issuer=issuer)\n\
+        try:\n    jwt.decode(tampered, key.key, algorithms=[alg], issuer=issuer)\n    verdict = 'accepted'\n\
+        except jwt.InvalidSignatureError:\n    verdict = 'refused'\n\
+        print(claims['sub'], key.key_id == jwt.get_unverified_header(token)['kid'], verdict)";
+    for alg in [SigningAlg::EdDsa, SigningAlg::Es256] {
+        let keys = tempfile::tempdir().unwrap();
+        let key = crate::jwks_library::write_key(keys.path(), "key.pem", alg);
+        let authd = crate::jwks_library::start_authd(0, alg, &key, None).await;
+        let token = crate::helpers::demo_token(&authd).await;
+        let tampered = crate::jwks_library::tampered(&token);
+        let url = authd.url("/.well-known/jwks.json");
+        let out = run_python(
+            &py,
+            script,
+            &[&url, &token, &tampered, alg.name(), &authd.base],
+        );
+        assert_eq!(out, "user True refused", "{alg:?}");
+    }
+}

@@ -125,11 +125,11 @@ async fn tampered_foreign_or_missing_tokens_get_authds_403_answers_from_the_exam
     assert_eq!(res.status(), 404);
 }
 
-/// The example service's own executable, built by cargo beside the test binary's `authd`.
-fn example_binary() -> std::path::PathBuf {
+/// An example's own executable, built by cargo beside the test binary's `authd`.
+fn example_binary(name: &str) -> std::path::PathBuf {
     let authd = crate::helpers::binary_path();
     let dir = authd.parent().unwrap().join("examples");
-    dir.join(format!("protected_service{}", std::env::consts::EXE_SUFFIX))
+    dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }
 
 /// The example binary, started in `dir` with nothing but `settings` (authd's own variables) and
@@ -138,19 +138,34 @@ pub async fn start_example(
     settings: &[(&str, &str)],
     dir: &std::path::Path,
 ) -> (tokio::process::Child, String) {
+    start_example_named(
+        "protected_service",
+        "PROTECTED_SERVICE_LISTEN",
+        settings,
+        dir,
+    )
+    .await
+}
+
+/// The example `name` started as [`start_example`] does, told its address in `listen_var`.
+pub async fn start_example_named(
+    name: &str,
+    listen_var: &str,
+    settings: &[(&str, &str)],
+    dir: &std::path::Path,
+) -> (tokio::process::Child, String) {
     let port = crate::proxy_servers::free_port();
     let listen = format!("127.0.0.1:{port}");
-    let mut cmd = tokio::process::Command::new(example_binary());
+    let binary = example_binary(name);
+    let mut cmd = tokio::process::Command::new(&binary);
     cmd.env_clear()
         .envs(settings.iter().copied())
-        .env("PROTECTED_SERVICE_LISTEN", &listen)
+        .env(listen_var, &listen)
         .current_dir(dir)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
-    let mut example = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("{:?}: {e}", example_binary()));
+    let mut example = cmd.spawn().unwrap_or_else(|e| panic!("{binary:?}: {e}"));
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(&listen).await.is_ok() {
             return (example, listen);

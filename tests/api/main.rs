@@ -24,6 +24,8 @@ mod helpers;
 mod htpasswd;
 mod instances;
 mod interop;
+mod jwks_library;
+mod jwt_authorizer;
 mod library;
 mod limits;
 mod logs;
