@@ -301,3 +301,94 @@ async fn refuses_to_start_with_half_a_tls_pair_unreadable_files_or_a_mismatched_
         assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
     }
 }
+
+/// The Done-when of public-key tokens: a second service verifies authd's tokens with nothing but
+/// `https://…/.well-known/jwks.json`, fetched over HTTPS (reqwest on rustls) from authd serving
+/// TLS; a client that does not trust the certificate gets no keys at all.
+#[tokio::test]
+async fn a_service_verifies_with_nothing_but_the_https_jwks_url_and_refuses_an_untrusted_one() {
+    use authd::jwks::{JwksKeys, JwksOptions};
+    use authd::signing::{SigningAlg, SigningKey};
+    use axum::routing::get;
+    use secrecy::ExposeSecret as _;
+    use tower::ServiceExt as _;
+
+    let (der, cert_pem, key_pem) = certificate();
+    let pem = SigningKey::generate_pem(SigningAlg::EdDsa).unwrap();
+    let key = SigningKey::from_pem(SigningAlg::EdDsa, pem.expose_secret().as_bytes()).unwrap();
+    let app = spawn_app_with(|c, dir| {
+        write_pair(dir, &cert_pem, &key_pem);
+        c.tls = Some(TlsFiles {
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        });
+        c.signing = authd::config::Signing::KeyPair {
+            key: Box::new(key),
+            previous: Vec::new(),
+        };
+    })
+    .await;
+    let url = app.url("/.well-known/jwks.json");
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let client = https_client(&der);
+    let res = client
+        .post(app.url("/login"))
+        .basic_auth(USER, Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let token = res.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The service: the URL, the pinned algorithm, and a client trusting the test's certificate
+    // (a real deployment's default client trusts the platform's roots).
+    let jwks = JwksKeys::from_jwks_url_with(
+        &url,
+        SigningAlg::EdDsa,
+        authd::TokenSettings::default(),
+        JwksOptions::default().client(https_client(&der)),
+    )
+    .await
+    .unwrap();
+    let service = axum::Router::new()
+        .route(
+            "/hello",
+            get(|authd::Authenticated(c): authd::Authenticated| async move {
+                c.subject().unwrap_or_default().to_owned()
+            }),
+        )
+        .with_state(Arc::new(jwks));
+    let call = |token: String| {
+        let service = service.clone();
+        async move {
+            let req = axum::http::Request::get("/hello")
+                .header("authorization", format!("Bearer {token}"))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let res = service.oneshot(req).await.unwrap();
+            let status = res.status().as_u16();
+            let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    assert_eq!(call(token.clone()).await, (200, USER.to_owned()));
+    let tampered = crate::jwks_library::tampered(&token);
+    assert_eq!(
+        call(tampered).await,
+        (403, "{\"message\":\"Token is invalid!\"}\n".to_owned())
+    );
+
+    // The default client checks the certificate against the platform's roots: a self-signed one
+    // is refused, and with it the key set.
+    let untrusted =
+        JwksKeys::from_jwks_url(&url, SigningAlg::EdDsa, authd::TokenSettings::default()).await;
+    let error = untrusted.err().map(|e| e.to_string()).unwrap_or_default();
+    // Refused while connecting (the handshake), not for the URL.
+    assert!(
+        error.contains("error sending request"),
+        "a self-signed certificate was trusted, or refused for another reason: {error:?}"
+    );
+}
