@@ -485,7 +485,8 @@ fn usable_keys(jwks: Vec<serde_json::Value>, alg: SigningAlg) -> Vec<PublicKey> 
 }
 
 // The tests make keys with `SigningKey::generate_pem`, which comes with the server.
-#[cfg(all(test, feature = "server"))]
+#[cfg(test)]
+#[cfg(feature = "server")]
 mod tests {
     use super::*;
     use reqwest::header::{CACHE_CONTROL, HeaderMap, HeaderValue};
